@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/** The `fleetcast` command. */
+import { ConfigError } from '../config.js';
+
+const USAGE = `usage: fleetcast <command> [options]
+
+commands:
+  serve                         run the HTTP server and the engine (PORT, FLEETCAST_DATA_DIR, DATABASE_URL)
+  migrate                       apply database migrations and exit
+  simulate SCENARIO.json --out DIR
+                                run a scenario on the virtual clock against the simulator
+  bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
+                                measure the dispatcher end to end
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve': {
+      const { serve } = await import('./serve.js');
+      await serve();
+      return -1;
+    }
+    case 'migrate': {
+      const { migrateCommand } = await import('./migrate.js');
+      return migrateCommand();
+    }
+    case 'simulate': {
+      const { simulateCommand } = await import('./simulate.js');
+      return simulateCommand(rest);
+    }
+    case 'bench': {
+      const { benchCommand } = await import('./bench.js');
+      return benchCommand(rest);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`fleetcast: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || (err as { code?: string })?.code === 'DATA_DIR_IN_USE') {
+      process.stderr.write(`fleetcast: ${(err as Error).message}\n`);
+    } else {
+      process.stderr.write(`fleetcast: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,31 @@
+/** Process configuration from the environment, validated once here. */
+import { z } from 'zod';
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('127.0.0.1'),
+  FLEETCAST_DATA_DIR: z.string().min(1).default('./data'),
+  DATABASE_URL: z.string().url().optional(),
+  FLEETCAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  FLEETCAST_LEASE_TTL_MS: z.coerce.number().int().min(1000).default(30_000),
+  FLEETCAST_MAX_DEVICES: z.coerce.number().int().min(1).default(100_000),
+  FLEETCAST_RETENTION_DAYS: z.coerce.number().int().min(1).default(90),
+  /** Simulator: append every send attempt to this file (and prove sends from it after a crash). */
+  FLEETCAST_SIMULATOR_LOG: z.string().optional(),
+  FLEETCAST_SIMULATOR_LATENCY_MS: z.coerce.number().int().min(0).default(0),
+});
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const res = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!res.success) {
+    const lines = res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return res.data;
+}

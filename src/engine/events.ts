@@ -1,0 +1,37 @@
+import { EventEmitter } from 'node:events';
+
+/** What the engine tells the rest of the process (dashboard, webhooks, metrics, logs). */
+export interface EngineEventMap {
+  'device.status': { deviceId: number; status: string; at: number; reason?: string | undefined };
+  'device.restricted': { deviceId: number; until: number; reason: string; at: number };
+  'device.acquired': { deviceIds: number[]; at: number };
+  'device.released': { deviceIds: number[]; at: number };
+  'message.recovered': { sent: number; pending: number; unknown: number; at: number };
+  'message.reply': { deviceId: number; from: string; text: string; at: number };
+  'campaign.started': { campaignId: number; messages: number; at: number };
+  'campaign.completed': { campaignId: number; at: number };
+  'outcomes.recorded': { count: number; at: number };
+  error: { where: string; error: unknown };
+}
+
+export class EngineEvents {
+  private readonly emitter = new EventEmitter();
+
+  constructor() {
+    this.emitter.setMaxListeners(0);
+  }
+
+  emit<K extends keyof EngineEventMap>(name: K, payload: EngineEventMap[K]): void {
+    this.emitter.emit(name, payload);
+  }
+
+  on<K extends keyof EngineEventMap>(name: K, listener: (payload: EngineEventMap[K]) => void): () => void {
+    this.emitter.on(name, listener);
+    return () => this.emitter.off(name, listener);
+  }
+}
+
+/** Channels the engine listens on; payloads are JSON. */
+export const WORK_CHANNEL = 'fleetcast_work';
+export const DEVICES_CHANNEL = 'fleetcast_devices';
+export const CAMPAIGNS_CHANNEL = 'fleetcast_campaigns';

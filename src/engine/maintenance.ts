@@ -1,0 +1,78 @@
+/**
+ * Keeps the outbox healthy. Every message row is updated several times (claimed, recorded,
+ * receipts), so dead tuples pile up: on PostgreSQL autovacuum handles them (the migration tunes it
+ * for the outbox); PGlite has no autovacuum worker, so here we VACUUM it once enough rows changed.
+ * Finished rows older than the retention period are deleted in batches (never those of a campaign
+ * still running, whose statistics come from its rows).
+ *
+ * States: sleeping (interval on the injected clock) -> retention pass -> vacuum if due -> sleeping.
+ */
+import type { Logger } from 'pino';
+import type { Db } from '../store/db.js';
+import { deleteFinishedBefore } from '../store/sql/messages.js';
+import type { Clock } from './clock.js';
+import type { EngineEvents } from './events.js';
+
+export interface MaintenanceOptions {
+  intervalMs?: number;
+  retentionDays?: number;
+  /** Row changes (as counted by the dispatcher) between two manual VACUUMs. */
+  vacuumEvery?: number;
+  changedRows: () => number;
+}
+
+export class Maintenance {
+  private stopping = false;
+  private readonly abort = new AbortController();
+  private done: Promise<void> | undefined;
+  private changedAtLastVacuum = 0;
+  readonly stats = { deleted: 0, vacuums: 0 };
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly events: EngineEvents,
+    private readonly log: Logger,
+    private readonly opts: MaintenanceOptions,
+  ) {}
+
+  start(): void {
+    this.done = this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.abort.abort();
+    await this.done;
+  }
+
+  private async loop(): Promise<void> {
+    const interval = this.opts.intervalMs ?? 10 * 60_000;
+    while (!this.stopping) {
+      await this.clock.sleepUntil(this.clock.now() + interval, this.abort.signal);
+      if (this.stopping) break;
+      try {
+        await this.runOnce();
+      } catch (error) {
+        this.events.emit('error', { where: 'maintenance', error });
+        this.log.error({ err: error }, 'outbox maintenance failed');
+      }
+    }
+  }
+
+  async runOnce(): Promise<void> {
+    const days = this.opts.retentionDays ?? 90;
+    const before = new Date(this.clock.now() - days * 86_400_000);
+    for (;;) {
+      const n = await deleteFinishedBefore(this.db, before, 10_000);
+      this.stats.deleted += n;
+      if (n < 10_000 || this.stopping) break;
+    }
+    const changed = this.opts.changedRows();
+    if (this.db.profile.manualVacuum && changed - this.changedAtLastVacuum >= (this.opts.vacuumEvery ?? 200_000)) {
+      await this.db.exec('vacuum (analyze) messages');
+      this.changedAtLastVacuum = changed;
+      this.stats.vacuums++;
+    }
+  }
+}

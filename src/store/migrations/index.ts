@@ -1,0 +1,10 @@
+import { sql as engine } from './001_engine.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Forward-only: a released migration is never edited; a change is a new, higher number. */
+export const migrations: readonly Migration[] = [{ version: 1, name: 'engine', sql: engine }];

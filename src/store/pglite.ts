@@ -1,0 +1,94 @@
+import { PGlite, types } from '@electric-sql/pglite';
+import { assertIdentifier, untracked, type Db, type DbProfile, type Queryable, type QueryResult, type Tracker } from './db.js';
+import { LocalNotifier } from './local-notify.js';
+
+export const pgliteProfile: DbProfile = {
+  kind: 'pglite',
+  poolSize: 1,
+  crossProcessNotify: false,
+  manualVacuum: true,
+  statementParallelism: 1,
+};
+
+export interface PgliteOptions {
+  /** A directory to persist to; omitted means in memory (small tests only: 1M rows cost > 2 GB). */
+  dataDir?: string;
+  /** A data directory dump (from `dumpDataDir`) to start from instead of running initdb. */
+  loadDataDir?: Blob | File;
+  schema?: string;
+  track?: Tracker;
+}
+
+// PGlite returns int8 as a JS number already for scalars; keep numeric as string as pg does.
+const parsers = {
+  [types.INT8]: (v: string) => Number(v),
+};
+
+class PgliteDb implements Db {
+  readonly profile = pgliteProfile;
+  private readonly local = new LocalNotifier();
+
+  constructor(
+    private readonly pg: PGlite,
+    private readonly track: Tracker,
+  ) {}
+
+  query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+    return this.track(run<R>(this.pg, sql, params));
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.track(this.pg.exec(sql));
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.track(
+      this.pg.transaction(async (tx) => {
+        const q: Queryable = {
+          query: <R>(sql: string, params: readonly unknown[] = []) => this.track(run<R>(tx, sql, params)),
+          exec: async (sql: string) => {
+            await this.track(tx.exec(sql));
+          },
+        };
+        return fn(q);
+      }),
+    );
+  }
+
+  async notify(channel: string, payload: string): Promise<void> {
+    this.local.emit(channel, payload);
+  }
+
+  async listen(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>> {
+    const off = this.local.on(channel, handler);
+    return async () => off();
+  }
+
+  async close(): Promise<void> {
+    if (!this.pg.closed) await this.pg.close();
+  }
+
+  /** A snapshot of the whole data directory (used to clone a migrated database quickly). */
+  dumpDataDir(): Promise<Blob | File> {
+    return this.pg.dumpDataDir('none');
+  }
+}
+
+type PgliteQueryable = Pick<PGlite, 'query'>;
+
+async function run<R>(pg: PgliteQueryable, sql: string, params: readonly unknown[]): Promise<QueryResult<R>> {
+  const res = await pg.query<R>(sql, params as unknown[], { parsers });
+  return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
+}
+
+export async function openPglite(opts: PgliteOptions = {}): Promise<Db & { dumpDataDir(): Promise<Blob | File> }> {
+  const pg = await PGlite.create({
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+    ...(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {}),
+  });
+  if (opts.schema) {
+    const schema = assertIdentifier(opts.schema);
+    await pg.exec(`create schema if not exists ${schema}; set search_path to ${schema}`);
+  }
+  return new PgliteDb(pg, opts.track ?? untracked);
+}

@@ -1,0 +1,279 @@
+/**
+ * The outbox: every statement the engine runs against `messages`, one named function each.
+ * Hot statements take whole batches as arrays (`unnest`), never one round trip per message.
+ */
+import type { Queryable } from '../db.js';
+
+export type MessageStatus = 'pending' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'cancelled' | 'skipped' | 'unknown';
+
+export const TERMINAL_STATUSES: readonly MessageStatus[] = ['sent', 'delivered', 'read', 'failed', 'cancelled', 'skipped', 'unknown'];
+
+export interface ClaimedMessage {
+  id: number;
+  user_id: number;
+  device_id: number;
+  lead_id: number;
+  phone: string;
+  body: string;
+  media: unknown;
+  window_id: number | null;
+  attempts: number;
+  campaign_id: number | null;
+  enrollment_id: number | null;
+  step: number | null;
+}
+
+/**
+ * Claims the due head message (by not_before, then id) of every listed device, in one statement,
+ * for devices whose lease `owner` holds at `now`: the lease join is the fence that keeps two
+ * processes from ever claiming for one device.
+ *
+ * Shape: `id = ANY(ARRAY(... CROSS JOIN LATERAL (... LIMIT 1 FOR UPDATE SKIP LOCKED)))`. Measured on
+ * a 2-core machine with 3,000 devices and 1,000,000 pending rows: this batched form reached about
+ * 45,000 claims/s on PostgreSQL and 16,000-29,000/s on PGlite, one query per device 1,000-6,000/s;
+ * on PGlite a CTE + `UPDATE ... FROM` form fell back to a sequential scan of the outbox.
+ */
+export async function claimDueHeads(db: Queryable, owner: string, deviceIds: readonly number[], now: Date): Promise<ClaimedMessage[]> {
+  const res = await db.query<ClaimedMessage>(
+    `update messages set status = 'sending'
+      where id = any(array(
+        select h.id
+          from unnest($1::bigint[]) as d(id)
+          join device_leases l on l.device_id = d.id and l.owner = $2 and l.expires_at > $3
+          cross join lateral (
+            select m.id from messages m
+             where m.device_id = d.id and m.status = 'pending' and m.not_before <= $3
+             order by m.not_before, m.id
+             limit 1
+             for update skip locked
+          ) as h
+      ))
+      returning id, user_id, device_id, lead_id, phone, body, media, window_id, attempts, campaign_id, enrollment_id, step`,
+    [deviceIds, owner, now],
+  );
+  return res.rows;
+}
+
+/** The earliest pending not_before of each listed device (absent: nothing pending). */
+export async function pendingHeads(db: Queryable, deviceIds: readonly number[]): Promise<Map<number, number>> {
+  const res = await db.query<{ device_id: number; not_before: Date }>(
+    `select d.id as device_id, h.not_before
+       from unnest($1::bigint[]) as d(id)
+       cross join lateral (
+         select m.not_before from messages m
+          where m.device_id = d.id and m.status = 'pending'
+          order by m.not_before, m.id
+          limit 1
+       ) as h`,
+    [deviceIds],
+  );
+  return new Map(res.rows.map((r) => [r.device_id, r.not_before.getTime()]));
+}
+
+export interface Deferral {
+  id: number;
+  deviceId: number;
+  windowId: number | null;
+  notBefore: number;
+}
+
+/**
+ * Puts claimed messages back, due later (their window was closed; this is not an attempt), and
+ * moves every other pending message of the same device and window to the same opening, so a
+ * closed window costs one statement per device instead of one claim per waiting message.
+ */
+export async function deferMessages(db: Queryable, deferrals: readonly Deferral[]): Promise<void> {
+  if (deferrals.length === 0) return;
+  const params = [
+    deferrals.map((d) => d.id),
+    deferrals.map((d) => new Date(d.notBefore)),
+    deferrals.map((d) => d.deviceId),
+    deferrals.map((d) => d.windowId),
+  ];
+  await db.query(
+    `update messages m set status = 'pending', not_before = u.not_before
+       from unnest($1::bigint[], $2::timestamptz[]) as u(id, not_before)
+      where m.id = u.id and m.status = 'sending'`,
+    params.slice(0, 2),
+  );
+  await db.query(
+    `update messages m set not_before = u.not_before
+       from unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) as u(device_id, window_id, not_before)
+      where m.device_id = u.device_id and m.status = 'pending'
+        and m.window_id = u.window_id and m.not_before < u.not_before`,
+    [params[2], params[3], params[1]],
+  );
+}
+
+export interface Outcome {
+  id: number;
+  /** sent | failed | skipped, or pending for a retry. */
+  status: 'sent' | 'failed' | 'skipped' | 'pending';
+  /** False when the send never reached WhatsApp (device found offline): no attempt is counted. */
+  attempted: boolean;
+  attemptAt: number;
+  at: number;
+  transportId: string | null;
+  retryAt: number | null;
+  errorCode: string | null;
+  error: string | null;
+}
+
+/**
+ * Records a batch of send outcomes in one statement. Only rows still `sending` change: a row that
+ * recovery already settled (its lease was lost) is left as recovery decided.
+ */
+export async function recordOutcomes(db: Queryable, outcomes: readonly Outcome[]): Promise<number> {
+  if (outcomes.length === 0) return 0;
+  const res = await db.query(
+    `update messages m set
+        status = u.status,
+        attempts = m.attempts + case when u.attempted then 1 else 0 end,
+        last_attempt_at = case when u.attempted then u.attempt_at else m.last_attempt_at end,
+        transport_id = coalesce(u.transport_id, m.transport_id),
+        sent_at = case when u.status = 'sent' then u.at else m.sent_at end,
+        finished_at = case when u.status = 'pending' then null else u.at end,
+        not_before = coalesce(u.retry_at, m.not_before),
+        error_code = u.error_code,
+        error = u.error
+       from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::boolean[])
+         as u(id, status, attempt_at, at, transport_id, retry_at, error_code, error, attempted)
+      where m.id = u.id and m.status = 'sending'`,
+    [
+      outcomes.map((o) => o.id),
+      outcomes.map((o) => o.status),
+      outcomes.map((o) => new Date(o.attemptAt)),
+      outcomes.map((o) => new Date(o.at)),
+      outcomes.map((o) => o.transportId),
+      outcomes.map((o) => (o.retryAt === null ? null : new Date(o.retryAt))),
+      outcomes.map((o) => o.errorCode),
+      outcomes.map((o) => o.error),
+      outcomes.map((o) => o.attempted),
+    ],
+  );
+  return res.rowCount;
+}
+
+export interface Receipt {
+  id: number;
+  deviceId: number;
+  status: 'delivered' | 'read';
+  at: number;
+}
+
+/** Delivered and read receipts; a status never moves backwards (read stays read). */
+export async function recordReceipts(db: Queryable, receipts: readonly Receipt[]): Promise<number> {
+  if (receipts.length === 0) return 0;
+  const res = await db.query(
+    `update messages m set
+        status = case when u.status = 'read' or m.status = 'read' then 'read' else 'delivered' end,
+        delivered_at = coalesce(m.delivered_at, u.at),
+        read_at = case when u.status = 'read' then coalesce(m.read_at, u.at) else m.read_at end
+       from unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[]) as u(id, device_id, status, at)
+      where m.id = u.id and m.device_id = u.device_id and m.status in ('sent', 'delivered', 'read')`,
+    [receipts.map((r) => r.id), receipts.map((r) => r.deviceId), receipts.map((r) => r.status), receipts.map((r) => new Date(r.at))],
+  );
+  return res.rowCount;
+}
+
+export interface InFlight {
+  id: number;
+  device_id: number;
+  at_least_once: boolean;
+}
+
+/** Rows left `sending` on the listed devices, i.e. by a process that no longer holds them. */
+export async function findInFlight(db: Queryable, deviceIds: readonly number[]): Promise<InFlight[]> {
+  const res = await db.query<InFlight>(
+    `select m.id, m.device_id, coalesce(c.delivery = 'at_least_once', false) as at_least_once
+       from messages m
+       left join campaigns c on c.id = m.campaign_id
+      where m.device_id = any($1::bigint[]) and m.status = 'sending'`,
+    [deviceIds],
+  );
+  return res.rows;
+}
+
+export interface Settlement {
+  id: number;
+  status: 'sent' | 'pending' | 'unknown';
+  /** When the transport proved it sent (sent), or when we gave up knowing (unknown). */
+  at: number;
+}
+
+/** Settles rows found in flight after a crash or a lease takeover. */
+export async function settleInFlight(db: Queryable, settlements: readonly Settlement[]): Promise<void> {
+  if (settlements.length === 0) return;
+  await db.query(
+    `update messages m set
+        status = u.status,
+        attempts = case when u.status = 'sent' then m.attempts + 1 else m.attempts end,
+        last_attempt_at = case when u.status = 'sent' then u.at else m.last_attempt_at end,
+        sent_at = case when u.status = 'sent' then u.at else m.sent_at end,
+        finished_at = case when u.status = 'pending' then null else u.at end,
+        error_code = case when u.status = 'unknown' then 'INTERRUPTED' else m.error_code end,
+        error = case when u.status = 'unknown'
+                     then 'the process sending this message stopped mid-send; it may or may not have been delivered'
+                     else m.error end
+       from unnest($1::bigint[], $2::text[], $3::timestamptz[]) as u(id, status, at)
+      where m.id = u.id and m.status = 'sending'`,
+    [settlements.map((s) => s.id), settlements.map((s) => s.status), settlements.map((s) => new Date(s.at))],
+  );
+}
+
+export interface PacingRow {
+  device_id: number;
+  last_at: Date | null;
+  day_count: number;
+  recent: Date[];
+}
+
+/**
+ * A device's pacing history rebuilt from the outbox when this process takes it over: its last
+ * attempt, its attempts since the owner's local midnight, and (with an hourly cap) the attempts of
+ * the last hour. Each lookup walks messages_device_attempt_idx backwards from `now`.
+ */
+export async function loadPacingHistory(
+  db: Queryable,
+  devices: readonly { id: number; dayStart: number; hourlyLimit: number | null }[],
+  now: Date,
+): Promise<PacingRow[]> {
+  if (devices.length === 0) return [];
+  const res = await db.query<PacingRow>(
+    `select d.id as device_id,
+            (select max(m.last_attempt_at) from messages m
+              where m.device_id = d.id and m.last_attempt_at <= $4) as last_at,
+            (select count(*) from messages m
+              where m.device_id = d.id and m.last_attempt_at >= d.day_start and m.last_attempt_at <= $4) as day_count,
+            array(select m.last_attempt_at from messages m
+                   where m.device_id = d.id and d.hourly_limit is not null
+                     and m.last_attempt_at > $4::timestamptz - interval '1 hour' and m.last_attempt_at <= $4
+                   order by m.last_attempt_at desc
+                   limit d.hourly_limit) as recent
+       from unnest($1::bigint[], $2::timestamptz[], $3::int[]) as d(id, day_start, hourly_limit)`,
+    [devices.map((d) => d.id), devices.map((d) => new Date(d.dayStart)), devices.map((d) => d.hourlyLimit), now],
+  );
+  return res.rows;
+}
+
+/**
+ * Deletes finished rows older than `before`, a batch at a time, except those of campaigns still
+ * running (whose statistics are read from the rows).
+ */
+export async function deleteFinishedBefore(db: Queryable, before: Date, batch: number): Promise<number> {
+  const res = await db.query(
+    `delete from messages where id = any(array(
+       select m.id from messages m
+        where m.finished_at < $1
+          and m.status not in ('pending', 'sending')
+          and not exists (select 1 from campaigns c where c.id = m.campaign_id and c.status in ('running', 'paused'))
+        limit $2))`,
+    [before, batch],
+  );
+  return res.rowCount;
+}
+
+export async function countByStatus(db: Queryable): Promise<Record<string, number>> {
+  const res = await db.query<{ status: string; n: number }>('select status, count(*)::int as n from messages group by status');
+  return Object.fromEntries(res.rows.map((r) => [r.status, r.n]));
+}

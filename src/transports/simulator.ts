@@ -1,0 +1,295 @@
+/**
+ * A simulated WhatsApp: what the tests, the demo, the forecast and the benchmarks send through.
+ * It behaves like a fleet of phones: each send takes a latency drawn from a distribution, fails
+ * transiently or permanently at configured rates, devices drop and come back, WhatsApp restricts
+ * some of them for a while, delivered and read receipts follow, recipients reply. It records every
+ * send attempt, optionally to a file it appends to synchronously before answering, so that after a
+ * crash it can prove which messages went out and which did not.
+ *
+ * All randomness comes from one seeded generator and all time from the injected clock: a run is
+ * reproducible, and in virtual time thousands of devices cost nothing while they wait.
+ */
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import type { Clock } from '../engine/clock.js';
+import { seededRandom } from '../engine/pacing.js';
+import type { DeviceRef, DeviceStatus, OutboundMessage, SendProof, SendResult, Transport, TransportEvent } from './transport.js';
+
+export type SendOutcome = 'sent' | 'transient_error' | 'permanent_error' | 'restricted' | 'offline';
+
+export interface SendAttempt {
+  /** Virtual or real time the attempt was handed to the simulator (epoch ms). */
+  at: number;
+  device: number;
+  to: string;
+  message: number;
+  origin: string;
+  attempt: number;
+  outcome: SendOutcome;
+  /** Set by whoever owns the simulator (e.g. a dispatcher id), to tell who sent. */
+  by?: string;
+}
+
+export interface Range {
+  minMs: number;
+  maxMs: number;
+}
+
+export interface SimulatorOptions {
+  clock: Clock;
+  seed?: number;
+  /** Per-send latency, uniform in the range; zero by default. */
+  latency?: Range;
+  /** Probability (0-1) that an attempt fails and is worth retrying. */
+  transientFailureRate?: number;
+  /** Probability (0-1) that an attempt fails for good (e.g. a number that cannot receive). */
+  permanentFailureRate?: number;
+  /** Time from connect() to online. */
+  connectDelayMs?: number;
+  /** Devices that stay offline when asked to connect, until reconnected by an event. */
+  offlineDevices?: Iterable<number>;
+  /** Random disconnects: expected drops per device-hour, and how long each lasts. */
+  disconnects?: { perHour: number; downtime: Range };
+  receipts?: { deliveredAfter: Range; readRate: number; readAfter: Range };
+  replies?: { rate: number; after: Range; text?: string };
+  /** Appends each attempt as a JSON line and reads it back on start, for crash-proof records. */
+  logFile?: string;
+  /** Tags every attempt in the log (the sending process or dispatcher). */
+  tag?: string;
+}
+
+interface SimDevice {
+  ref: DeviceRef;
+  connected: boolean;
+  wanted: boolean;
+  restrictedUntil: number;
+  generation: number;
+}
+
+export class SimulatorTransport implements Transport {
+  readonly kind = 'simulator';
+  readonly attempts: SendAttempt[] = [];
+  private readonly random: () => number;
+  private readonly devices = new Map<number, SimDevice>();
+  private readonly listeners = new Set<(e: TransportEvent) => void>();
+  private readonly offline: Set<number>;
+  private readonly proven = new Map<number, number>();
+  private pendingTimers = 0;
+  private readonly abort = new AbortController();
+  tag: string | undefined;
+
+  constructor(private readonly opts: SimulatorOptions) {
+    this.random = seededRandom(opts.seed ?? 1);
+    this.offline = new Set(opts.offlineDevices ?? []);
+    this.tag = opts.tag;
+    if (opts.logFile && existsSync(opts.logFile)) {
+      for (const line of readFileSync(opts.logFile, 'utf8').split('\n')) {
+        if (!line.trim()) continue;
+        try {
+          this.remember(JSON.parse(line) as SendAttempt);
+        } catch {
+          // A line cut short by a kill mid-write proves nothing; the attempt it began is unknown.
+        }
+      }
+    }
+  }
+
+  private get clock(): Clock {
+    return this.opts.clock;
+  }
+
+  onEvent(listener: (event: TransportEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: TransportEvent): void {
+    for (const l of this.listeners) l(event);
+  }
+
+  /** Timers the simulator still has scheduled (receipts, reconnects): a run is over when none are. */
+  get scheduled(): number {
+    return this.pendingTimers;
+  }
+
+  /** `counted: false` for the endless background of random drops, which never "finish". */
+  private later(delayMs: number, fn: () => void, counted = true): void {
+    if (counted) this.pendingTimers++;
+    void this.clock.sleepUntil(this.clock.now() + delayMs, this.abort.signal).then(() => {
+      if (counted) this.pendingTimers--;
+      if (!this.abort.signal.aborted) fn();
+    });
+  }
+
+  private draw(r: Range): number {
+    return r.minMs + Math.floor(this.random() * (r.maxMs - r.minMs + 1));
+  }
+
+  async connect(ref: DeviceRef): Promise<void> {
+    const dev = this.devices.get(ref.id) ?? { ref, connected: false, wanted: true, restrictedUntil: 0, generation: 0 };
+    dev.ref = ref;
+    dev.wanted = true;
+    this.devices.set(ref.id, dev);
+    if (dev.connected || this.offline.has(ref.id)) return;
+    const gen = ++dev.generation;
+    this.emit({ type: 'status', deviceId: ref.id, status: 'connecting', at: this.clock.now() });
+    const up = () => {
+      if (!dev.wanted || dev.generation !== gen || this.offline.has(ref.id)) return;
+      dev.connected = true;
+      this.emit({ type: 'status', deviceId: ref.id, status: 'online', at: this.clock.now() });
+      this.scheduleDrop(dev);
+    };
+    const delay = this.opts.connectDelayMs ?? 0;
+    if (delay > 0) this.later(delay, up);
+    else up();
+  }
+
+  async disconnect(deviceId: number): Promise<void> {
+    const dev = this.devices.get(deviceId);
+    if (!dev) return;
+    dev.wanted = false;
+    dev.generation++;
+    if (dev.connected) {
+      dev.connected = false;
+      this.emit({ type: 'status', deviceId, status: 'offline', at: this.clock.now() });
+    }
+  }
+
+  private scheduleDrop(dev: SimDevice): void {
+    const d = this.opts.disconnects;
+    if (!d || d.perHour <= 0) return;
+    // Exponential time to the next drop: a Poisson process of `perHour` drops per connected hour.
+    const wait = Math.max(1, Math.round((-Math.log(1 - this.random()) / d.perHour) * 3_600_000));
+    const gen = dev.generation;
+    this.later(wait, () => {
+      if (dev.generation !== gen || !dev.connected) return;
+      this.dropFor(dev.ref.id, this.draw(d.downtime), 'simulated network drop');
+    }, false);
+  }
+
+  /** Takes a device offline now and brings it back after `downMs` (if still wanted). */
+  dropFor(deviceId: number, downMs: number, reason = 'dropped'): void {
+    const dev = this.devices.get(deviceId);
+    if (!dev) return;
+    const gen = ++dev.generation;
+    dev.connected = false;
+    this.emit({ type: 'status', deviceId, status: 'offline', at: this.clock.now(), reason });
+    this.later(downMs, () => {
+      if (dev.generation !== gen || !dev.wanted) return;
+      this.offline.delete(deviceId);
+      dev.connected = true;
+      this.emit({ type: 'status', deviceId, status: 'online', at: this.clock.now() });
+      this.scheduleDrop(dev);
+    });
+  }
+
+  /** Brings a device that was configured offline online (if the engine wants it connected). */
+  bringOnline(deviceId: number): void {
+    this.offline.delete(deviceId);
+    const dev = this.devices.get(deviceId);
+    if (dev && dev.wanted && !dev.connected) void this.connect(dev.ref);
+  }
+
+  /** WhatsApp restricts the device: sends fail with RESTRICTED until `until`. */
+  restrict(deviceId: number, until: number, reason = 'reachout time lock'): void {
+    const dev = this.devices.get(deviceId);
+    if (dev) dev.restrictedUntil = until;
+    this.emit({ type: 'restricted', deviceId, until, reason, at: this.clock.now() });
+  }
+
+  /** A recipient writes to a device. */
+  receive(deviceId: number, from: string, text: string): void {
+    this.emit({ type: 'incoming', deviceId, from, text, at: this.clock.now() });
+  }
+
+  async send(msg: OutboundMessage): Promise<SendResult> {
+    const at = this.clock.now();
+    const dev = this.devices.get(msg.deviceId);
+    const latency = this.opts.latency ? this.draw(this.opts.latency) : 0;
+    if (latency > 0) await this.clock.sleepUntil(at + latency);
+    let outcome: SendOutcome;
+    let result: SendResult;
+    if (!dev || !dev.connected) {
+      outcome = 'offline';
+      result = { ok: false, code: 'DEVICE_OFFLINE', message: 'device is not connected', transient: true };
+    } else if (dev.restrictedUntil > this.clock.now()) {
+      outcome = 'restricted';
+      result = {
+        ok: false,
+        code: 'RESTRICTED',
+        message: 'WhatsApp restricted this device',
+        transient: false,
+        restrictedUntil: dev.restrictedUntil,
+      };
+    } else {
+      const r = this.random();
+      const permanent = this.opts.permanentFailureRate ?? 0;
+      const transient = this.opts.transientFailureRate ?? 0;
+      if (r < permanent) {
+        outcome = 'permanent_error';
+        result = { ok: false, code: 'REJECTED', message: 'simulated permanent failure', transient: false };
+      } else if (r < permanent + transient) {
+        outcome = 'transient_error';
+        result = { ok: false, code: 'NETWORK', message: 'simulated transient failure', transient: true };
+      } else {
+        outcome = 'sent';
+        result = { ok: true, transportId: `sim-${msg.id}-${msg.attempt}` };
+      }
+    }
+    const attempt: SendAttempt = {
+      at,
+      device: msg.deviceId,
+      to: msg.to,
+      message: msg.id,
+      origin: msg.origin,
+      attempt: msg.attempt,
+      outcome,
+      ...(this.tag ? { by: this.tag } : {}),
+    };
+    // Written before the answer: once the engine hears "sent", the record of it is on disk.
+    if (this.opts.logFile) appendFileSync(this.opts.logFile, JSON.stringify(attempt) + '\n');
+    this.remember(attempt);
+    this.attempts.push(attempt);
+    if (result.ok) this.followUp(msg);
+    return result;
+  }
+
+  private remember(a: SendAttempt): void {
+    if (a.outcome === 'sent') this.proven.set(a.message, a.at);
+  }
+
+  private followUp(msg: OutboundMessage): void {
+    const rc = this.opts.receipts;
+    if (rc) {
+      const delivered = this.draw(rc.deliveredAfter);
+      this.later(delivered, () => {
+        this.emit({ type: 'receipt', deviceId: msg.deviceId, messageId: msg.id, status: 'delivered', at: this.clock.now() });
+      });
+      if (this.random() < rc.readRate) {
+        this.later(delivered + this.draw(rc.readAfter), () => {
+          this.emit({ type: 'receipt', deviceId: msg.deviceId, messageId: msg.id, status: 'read', at: this.clock.now() });
+        });
+      }
+    }
+    const rp = this.opts.replies;
+    if (rp && this.random() < rp.rate) {
+      this.later(this.draw(rp.after), () => this.receive(msg.deviceId, msg.to, rp.text ?? 'thanks!'));
+    }
+  }
+
+  /** The simulator saw every attempt, so it can speak for any message: sent, or never sent. */
+  async proveSends(ids: readonly number[]): Promise<Map<number, SendProof>> {
+    const out = new Map<number, SendProof>();
+    for (const id of ids) {
+      const at = this.proven.get(id);
+      out.set(id, at === undefined ? { status: 'not_sent' } : { status: 'sent', at });
+    }
+    return out;
+  }
+
+  /** Stops every scheduled receipt, reply and reconnect. */
+  close(): void {
+    this.abort.abort();
+  }
+}
+
+export type { DeviceStatus };

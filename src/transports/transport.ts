@@ -1,0 +1,67 @@
+/**
+ * The one interface every way of reaching WhatsApp implements: the simulator now, linked devices
+ * (Baileys) and the Cloud API later. The engine knows nothing else about a transport.
+ */
+
+export interface DeviceRef {
+  id: number;
+  userId: number;
+  phone: string | null;
+}
+
+export interface OutboundMessage {
+  /** The outbox id: a transport may use it as its own message id, and reports receipts with it. */
+  id: number;
+  deviceId: number;
+  to: string;
+  body: string;
+  media: MediaRef | null;
+  /** "campaign:12" or "sequence:3/step:2": for logs and the simulator's record. */
+  origin: string;
+  attempt: number;
+}
+
+export interface MediaRef {
+  kind: 'image' | 'video' | 'document';
+  url: string;
+  mimeType?: string;
+  fileName?: string;
+  caption?: string;
+}
+
+export type SendResult =
+  | { ok: true; transportId: string }
+  | {
+      ok: false;
+      /** A stable code, e.g. NETWORK, NOT_ON_WHATSAPP, RESTRICTED. */
+      code: string;
+      message: string;
+      /** Worth another attempt later (network trouble), as opposed to never (bad number). */
+      transient: boolean;
+      /** The device is restricted until this time; the engine pauses it and never retries this send. */
+      restrictedUntil?: number;
+    };
+
+export type DeviceStatus = 'connecting' | 'online' | 'offline' | 'logged_out' | 'replaced';
+
+export type TransportEvent =
+  | { type: 'status'; deviceId: number; status: DeviceStatus; at: number; reason?: string }
+  | { type: 'receipt'; deviceId: number; messageId: number; status: 'delivered' | 'read'; at: number }
+  | { type: 'incoming'; deviceId: number; from: string; text: string; at: number }
+  | { type: 'restricted'; deviceId: number; until: number; reason: string; at: number };
+
+/** What a transport can prove about a send the engine lost track of (a crash mid-send). */
+export type SendProof = { status: 'sent'; at: number } | { status: 'not_sent' };
+
+export interface Transport {
+  readonly kind: string;
+  connect(device: DeviceRef): Promise<void>;
+  disconnect(deviceId: number): Promise<void>;
+  send(message: OutboundMessage): Promise<SendResult>;
+  /**
+   * For messages left in flight by a dead process: which of them the transport can prove were
+   * sent or not. Ids it cannot speak for are left out, and the engine marks them `unknown`.
+   */
+  proveSends?(messageIds: readonly number[]): Promise<Map<number, SendProof>>;
+  onEvent(listener: (event: TransportEvent) => void): () => void;
+}

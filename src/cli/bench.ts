@@ -1,3 +1,51 @@
-export async function benchCommand(_args: string[]): Promise<number> {
-  return 2;
+/** `fleetcast bench <name> [options]`: measured figures with the machine they ran on. */
+import { parseArgs } from 'node:util';
+import { benchDispatch } from './bench/dispatch.js';
+import { machine, printTable } from './bench/report.js';
+
+const USAGE = `usage: fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
+  --devices N     devices sending at once (default 3000)
+  --messages N    messages in the outbox (default 1000000)
+  --db            pglite (default, in a temporary data directory) or postgres (DATABASE_URL, or the
+                  local server at postgresql://postgres@127.0.0.1:5432/postgres), in a scratch schema
+  --json          print one JSON object instead of a table
+  --profile       also time every SQL statement of the timed run
+`;
+
+export async function benchCommand(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: {
+        devices: { type: 'string', default: '3000' },
+        messages: { type: 'string', default: '1000000' },
+        db: { type: 'string', default: 'pglite' },
+        json: { type: 'boolean', default: false },
+        profile: { type: 'boolean', default: false },
+      },
+      strict: true,
+    });
+  } catch (err) {
+    process.stderr.write(`fleetcast bench: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const v = parsed.values;
+  const devices = Number(v.devices);
+  const messages = Number(v.messages);
+  const errors: string[] = [];
+  if (name !== 'dispatch') errors.push(`unknown benchmark "${name ?? ''}" (known: dispatch)`);
+  if (!Number.isInteger(devices) || devices < 1) errors.push('--devices must be a whole number >= 1');
+  if (!Number.isInteger(messages) || messages < 1) errors.push('--messages must be a whole number >= 1');
+  if (v.db !== 'pglite' && v.db !== 'postgres') errors.push('--db must be pglite or postgres');
+  if (errors.length > 0) {
+    process.stderr.write(`fleetcast bench: ${errors.join('; ')}\n\n${USAGE}`);
+    return 2;
+  }
+  const result = await benchDispatch({ devices, messages, db: v.db as 'pglite' | 'postgres', progress: !v.json, profile: v.profile });
+  const out = { benchmark: 'dispatch', ...result, ...machine() };
+  if (v.json) process.stdout.write(JSON.stringify(out) + '\n');
+  else printTable(out);
+  return result.verified ? 0 : 1;
 }

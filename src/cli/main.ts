@@ -7,7 +7,7 @@ const USAGE = `usage: fleetcast <command> [options]
 commands:
   serve                         run the HTTP server and the engine (PORT, FLEETCAST_DATA_DIR, DATABASE_URL)
   migrate                       apply database migrations and exit
-  simulate SCENARIO.json --out DIR
+  simulate SCENARIO.json --out DIR [--db pglite|postgres]
                                 run a scenario on the virtual clock against the simulator
   bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
                                 measure the dispatcher end to end

@@ -35,7 +35,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
 import { acquireLeases, releaseLeases, renewLeases } from '../store/sql/leases.js';
-import { loadEngineDevices, pauseDevice, setDeviceStatus, type EngineDevice } from '../store/sql/devices.js';
+import { loadEngineDevices, pauseDevice, setDeviceStatuses, type EngineDevice } from '../store/sql/devices.js';
 import {
   claimDueHeads,
   deferMessages,
@@ -59,6 +59,7 @@ import {
   drawGap,
   emptyHistory,
   localDayStart,
+  nextLocalDayStart,
   nextSendTime,
   nextWindowOpening,
   recordSend,
@@ -117,7 +118,11 @@ export class Dispatcher {
   private readonly windows = new Map<number, SendWindow>();
   private outcomes: Outcome[] = [];
   private receipts: Receipt[] = [];
+  /** Latest connection status per device, written with the next flush. */
+  private statuses = new Map<number, { id: number; status: string; at: number }>();
   private touchedCampaigns = new Set<number>();
+  /** Device of each buffered outcome's message, until it is recorded. */
+  private readonly messageDevice = new Map<number, number>();
   private inFlight = 0;
   private leaseValidUntil = 0;
   private nextLeaseRefresh = 0;
@@ -161,7 +166,7 @@ export class Dispatcher {
 
   /** True when nothing is due, in flight or unrecorded on any connected device. */
   get idle(): boolean {
-    if (this.inFlight > 0 || this.outcomes.length > 0 || this.receipts.length > 0 || this.headsUnknownAll) return false;
+    if (this.inFlight > 0 || this.buffered > 0 || this.headsUnknownAll) return false;
     for (const s of this.slots.values()) {
       if (s.connected && s.headAt !== null) return false;
     }
@@ -196,6 +201,7 @@ export class Dispatcher {
     await this.flush();
     const ids = this.deviceIds;
     await Promise.all(ids.map((id) => this.slots.get(id)!.transport.disconnect(id).catch(() => undefined)));
+    await this.flush().catch(() => undefined);
     this.slots.clear();
     await releaseLeases(this.db, this.owner).catch((error) => this.events.emit('error', { where: 'release', error }));
     await this.detach();
@@ -211,6 +217,7 @@ export class Dispatcher {
     this.abandoned = true;
     this.outcomes = [];
     this.receipts = [];
+    this.statuses = new Map();
     this.poke();
     await this.loopDone?.catch(() => undefined);
     this.slots.clear();
@@ -332,6 +339,8 @@ export class Dispatcher {
     if (missing.length > 0) for (const [id, w] of await loadWindows(this.db, missing)) this.windows.set(id, w);
 
     const deferrals: Deferral[] = [];
+    // Row order from the database differs between stores; device order keeps a seeded run repeatable.
+    claimed.sort((a, b) => a.device_id - b.device_id);
     for (const m of claimed) {
       const slot = this.slots.get(m.device_id);
       const w = m.window_id === null ? undefined : this.windows.get(m.window_id);
@@ -412,6 +421,7 @@ export class Dispatcher {
     if (outcome.status !== 'pending' && m.campaign_id !== null) this.touchedCampaigns.add(m.campaign_id);
     this.buffer();
     this.outcomes.push(outcome);
+    this.messageDevice.set(m.id, m.device_id);
     this.poke();
   }
 
@@ -430,8 +440,12 @@ export class Dispatcher {
       .catch((error) => this.events.emit('error', { where: 'pauseDevice', error }));
   }
 
+  private get buffered(): number {
+    return this.outcomes.length + this.receipts.length + this.statuses.size;
+  }
+
   private async maybeFlush(force: boolean): Promise<void> {
-    const pending = this.outcomes.length + this.receipts.length;
+    const pending = this.buffered;
     if (pending === 0) return;
     const overdue = this.bufferedSince !== null && this.clock.now() >= this.bufferedSince + this.flushIntervalMs;
     if (!force && !overdue && pending < this.recordBatchSize) return;
@@ -448,15 +462,26 @@ export class Dispatcher {
   private async flush(): Promise<void> {
     const outcomes = this.outcomes;
     const receipts = this.receipts;
+    const statuses = this.statuses;
     const campaigns = [...this.touchedCampaigns];
-    if (outcomes.length === 0 && receipts.length === 0) return;
+    if (this.buffered === 0) return;
     this.outcomes = [];
     this.receipts = [];
+    this.statuses = new Map();
     this.touchedCampaigns = new Set();
     this.bufferedSince = null;
     try {
       await recordOutcomes(this.db, outcomes);
       await recordReceipts(this.db, receipts);
+      await setDeviceStatuses(this.db, [...statuses.values()]);
+      // Rows put back to pending (a retry, a device found offline) are work the slots must see.
+      for (const o of outcomes) {
+        if (o.status !== 'pending') continue;
+        const m = this.messageDevice.get(o.id);
+        const slot = m === undefined ? undefined : this.slots.get(m);
+        if (slot) slot.headAt = undefined;
+      }
+      for (const o of outcomes) this.messageDevice.delete(o.id);
       this.stats.recorded += outcomes.length;
       const now = this.clock.now();
       this.events.emit('outcomes.recorded', { count: outcomes.length, at: now });
@@ -467,6 +492,7 @@ export class Dispatcher {
       // Keep them: the next flush tries again. Rows stay `sending` meanwhile, which is safe.
       this.outcomes = outcomes.concat(this.outcomes);
       this.receipts = receipts.concat(this.receipts);
+      for (const [id, st] of statuses) if (!this.statuses.has(id)) this.statuses.set(id, st);
       for (const c of campaigns) this.touchedCampaigns.add(c);
       this.bufferedSince ??= this.clock.now();
       this.events.emit('error', { where: 'flush', error });
@@ -486,9 +512,9 @@ export class Dispatcher {
           this.poke();
         }
         this.events.emit('device.status', { deviceId: e.deviceId, status: e.status, at: e.at, reason: e.reason });
-        void this.clock
-          .track(setDeviceStatus(this.db, e.deviceId, e.status, new Date(e.at)))
-          .catch((error) => this.events.emit('error', { where: 'setDeviceStatus', error }));
+        this.buffer();
+        this.statuses.set(e.deviceId, { id: e.deviceId, status: e.status, at: e.at });
+        this.poke();
         break;
       }
       case 'receipt':
@@ -555,6 +581,7 @@ export class Dispatcher {
           gapMs: drawGap(settings.minDelayMs, settings.maxDelayMs, this.random),
           recent: h.recent.map((t) => t.getTime()).sort((a, b) => a - b),
           dayStart: localDayStart(now, d.time_zone),
+          dayEnd: nextLocalDayStart(now, d.time_zone),
           dayCount: h.day_count,
         };
       }

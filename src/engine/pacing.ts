@@ -33,10 +33,12 @@ export interface SendHistory {
   recent: number[];
   /** Start of the local day `dayCount` counts (epoch ms), or null before any send. */
   dayStart: number | null;
+  /** Start of the next local day (cached: zone arithmetic is the costly part of pacing). */
+  dayEnd: number | null;
   dayCount: number;
 }
 
-export const emptyHistory = (): SendHistory => ({ lastSendAt: null, gapMs: 0, recent: [], dayStart: null, dayCount: 0 });
+export const emptyHistory = (): SendHistory => ({ lastSendAt: null, gapMs: 0, recent: [], dayStart: null, dayEnd: null, dayCount: 0 });
 
 export function localDayStart(t: number, zone: string): number {
   return DateTime.fromMillis(t, { zone }).startOf('day').toMillis();
@@ -49,6 +51,7 @@ export function nextLocalDayStart(t: number, zone: string): number {
 /** Sends counted against the daily cap on the local day that contains `t`. */
 export function sendsOnDayOf(settings: PacingSettings, history: SendHistory, t: number): number {
   if (history.dayStart === null) return 0;
+  if (history.dayEnd !== null) return t >= history.dayStart && t < history.dayEnd ? history.dayCount : 0;
   return localDayStart(t, settings.timeZone) === history.dayStart ? history.dayCount : 0;
 }
 
@@ -85,15 +88,19 @@ export function nextSendTime(settings: PacingSettings, history: SendHistory, now
 
 /** Records a send started at `at`, with the gap drawn for the next one. Returns a new history. */
 export function recordSend(settings: PacingSettings, history: SendHistory, at: number, nextGapMs: number): SendHistory {
-  const dayStart = localDayStart(at, settings.timeZone);
-  const dayCount = history.dayStart === dayStart ? history.dayCount + 1 : 1;
+  const sameDay =
+    history.dayStart !== null &&
+    (history.dayEnd !== null ? at >= history.dayStart && at < history.dayEnd : localDayStart(at, settings.timeZone) === history.dayStart);
+  const dayStart = sameDay ? history.dayStart! : localDayStart(at, settings.timeZone);
+  const dayEnd = sameDay && history.dayEnd !== null ? history.dayEnd : nextLocalDayStart(at, settings.timeZone);
+  const dayCount = sameDay ? history.dayCount + 1 : 1;
   let recent: number[] = [];
   if (settings.hourlyLimit !== null) {
     recent = history.recent.filter((s) => s > at - HOUR_MS);
     recent.push(at);
     if (recent.length > settings.hourlyLimit) recent = recent.slice(recent.length - settings.hourlyLimit);
   }
-  return { lastSendAt: at, gapMs: nextGapMs, recent, dayStart, dayCount };
+  return { lastSendAt: at, gapMs: nextGapMs, recent, dayStart, dayEnd, dayCount };
 }
 
 /** A uniformly drawn whole number of milliseconds in [min, max]. `random` returns [0, 1). */

@@ -182,7 +182,9 @@ create index messages_sending_idx on messages (device_id) where status = 'sendin
 create index messages_device_attempt_idx on messages (device_id, last_attempt_at) where last_attempt_at is not null;
 -- Campaign completion asks "anything still open?" without visiting finished rows.
 create index messages_open_campaign_idx on messages (campaign_id) where status in ('pending', 'sending') and campaign_id is not null;
-create index messages_lead_idx on messages (lead_id);
+-- Opt-outs and exits cancel a lead's waiting messages; finished rows need no entry here (every
+-- entry is written again on each status change, so a full index would cost the hot path).
+create index messages_lead_pending_idx on messages (lead_id) where status = 'pending';
 
 create table device_leases (
   device_id bigint primary key references devices (id) on delete cascade,

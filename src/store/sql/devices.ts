@@ -25,10 +25,21 @@ export async function loadEngineDevices(db: Queryable, ids: readonly number[]): 
   return res.rows;
 }
 
-export async function setDeviceStatus(db: Queryable, id: number, status: string, at: Date): Promise<void> {
+export interface DeviceStatusChange {
+  id: number;
+  status: string;
+  at: number;
+}
+
+/** Connection status of many devices in one statement (a fleet reconnecting is thousands at once). */
+export async function setDeviceStatuses(db: Queryable, changes: readonly DeviceStatusChange[]): Promise<void> {
+  if (changes.length === 0) return;
   await db.query(
-    `update devices set status = $2, last_seen_at = case when $2 = 'online' then $3 else last_seen_at end where id = $1`,
-    [id, status, at],
+    `update devices d set status = u.status,
+            last_seen_at = case when u.status = 'online' then u.at else d.last_seen_at end
+       from unnest($1::bigint[], $2::text[], $3::timestamptz[]) as u(id, status, at)
+      where d.id = u.id`,
+    [changes.map((c) => c.id), changes.map((c) => c.status), changes.map((c) => new Date(c.at))],
   );
 }
 

@@ -1,0 +1,181 @@
+/**
+ * The scenario format of `fleetcast simulate`: a declarative JSON world (users, devices, leads,
+ * campaigns, timed events) and the simulator's behaviour. Every object is strict so a misspelt
+ * field is an error rather than a silently ignored setting; the field-by-field reference with
+ * defaults is docs/simulate.md. Rules that span fields (device keys, references, the timeline)
+ * are checked after parsing, in validate.ts.
+ */
+import { IANAZone } from 'luxon';
+import { z } from 'zod';
+
+export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+
+const isoUtc = z.iso.datetime({ error: 'expected an ISO-8601 UTC date-time such as 2026-03-02T08:00:00Z' });
+
+const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, 'expected an E.164 phone number such as +15550100001');
+
+const timeZone = z.string().refine((v) => IANAZone.isValidZone(v), {
+  error: (iss) => `unknown IANA time zone ${JSON.stringify(iss.input)}`,
+});
+
+/** Device keys name devices in leads, audiences and events, and key the per-device report. */
+const deviceKey = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "expected 1-64 letters, digits, '-' or '_' (starting with a letter or digit)");
+
+const deviceRef = z.string().min(1);
+
+const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM');
+/** A window may end at 24:00 (midnight at the end of the day). */
+const clockTimeEnd = z.string().regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'expected HH:MM');
+
+const rate = z.number().min(0).max(1);
+
+/** A non-empty filter list: an empty one would match nothing, which is never what was meant. */
+const filterList = (item: z.ZodType<string>) => z.array(item).min(1, 'must not be empty (leave it out to match every lead)');
+
+const labels = z.array(z.string().min(1));
+
+const msRange = z
+  .object({ min: z.number().int().min(0), max: z.number().int().min(0) })
+  .strict()
+  .refine((r) => r.max >= r.min, { path: ['max'], error: 'must be >= min' });
+
+const simulator = z
+  .object({
+    latencyMs: msRange.optional(),
+    transientFailureRate: rate.default(0),
+    permanentFailureRate: rate.default(0),
+    connectDelayMs: z.number().int().min(0).default(0),
+    receipts: z.object({ deliveredAfterMs: msRange, readRate: rate, readAfterMs: msRange }).strict().optional(),
+    replies: z.object({ rate, afterMs: msRange, text: z.string().min(1).default('thanks!') }).strict().optional(),
+    disconnects: z.object({ perHour: z.number().min(0), downtimeMs: msRange }).strict().optional(),
+  })
+  .strict()
+  .refine((s) => s.transientFailureRate + s.permanentFailureRate <= 1, {
+    path: ['permanentFailureRate'],
+    error: 'transientFailureRate + permanentFailureRate must not exceed 1',
+  });
+
+const device = z
+  .object({
+    key: deviceKey,
+    count: z.number().int().min(1).max(10_000).optional(),
+    minDelaySeconds: z.number().min(0).max(86_400).default(5),
+    maxDelaySeconds: z.number().min(0).max(86_400).default(15),
+    hourlyLimit: z.number().int().min(1).optional(),
+    dailyLimit: z.number().int().min(1).optional(),
+    online: z.boolean().default(true),
+  })
+  .strict()
+  .refine((d) => d.maxDelaySeconds >= d.minDelaySeconds, {
+    path: ['maxDelaySeconds'],
+    error: 'must be >= minDelaySeconds',
+  });
+
+const lead = z
+  .object({
+    name: z.string().default(''),
+    phone: e164,
+    device: deviceRef,
+    niches: labels.default([]),
+    status: z.string().min(1).default('prospect'),
+    triggers: labels.default([]),
+  })
+  .strict();
+
+const leadGenerator = z
+  .object({
+    count: z.number().int().min(1).max(10_000_000),
+    // Generated phones are the prefix and an 8-digit number: at most 7 prefix digits keep them E.164.
+    phonePrefix: z.string().regex(/^\+[1-9]\d{0,6}$/, "expected '+' and 1-7 digits, such as +34600"),
+    niches: labels.default([]),
+    status: z.string().min(1).default('prospect'),
+    devices: filterList(deviceRef).optional(),
+  })
+  .strict();
+
+const window = z
+  .object({
+    start: clockTime,
+    end: clockTimeEnd,
+    timeZone: timeZone.optional(),
+    days: z.array(z.enum(WEEKDAYS)).min(1).optional(),
+  })
+  .strict()
+  .refine((w) => w.start !== w.end, {
+    path: ['end'],
+    error: 'must differ from start (leave the window out to send at any time)',
+  });
+
+const campaign = z
+  .object({
+    name: z.string().min(1),
+    message: z.string().min(1),
+    startAt: isoUtc,
+    window: window.optional(),
+    audience: z
+      .object({
+        niches: filterList(z.string().min(1)).optional(),
+        statuses: filterList(z.string().min(1)).optional(),
+        triggers: filterList(z.string().min(1)).optional(),
+        devices: filterList(deviceRef).optional(),
+      })
+      .strict()
+      .default({}),
+    delivery: z.enum(['at_most_once', 'at_least_once']).default('at_most_once'),
+  })
+  .strict();
+
+const user = z
+  .object({
+    name: z.string().optional(),
+    email: z.email().optional(),
+    timeZone,
+    devices: z.array(device).min(1),
+    leads: z.union([z.array(lead), leadGenerator], { error: 'expected a list of leads or a lead generator object' }).default([]),
+    campaigns: z.array(campaign).default([]),
+  })
+  .strict();
+
+const eventBase = { at: isoUtc, device: deviceRef };
+
+const event = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('disconnect'), ...eventBase, minutes: z.number().positive() }).strict(),
+  z.object({ type: z.literal('online'), ...eventBase }).strict(),
+  z.object({ type: z.literal('restrict'), ...eventBase, hours: z.number().positive() }).strict(),
+  z.object({ type: z.literal('reply'), ...eventBase, from: e164, text: z.string().min(1).default('hello') }).strict(),
+]);
+
+export const scenarioSchema = z
+  .object({
+    name: z.string().min(1),
+    description: z.string().optional(),
+    seed: z.number().int().min(0).max(0xffff_ffff).default(1),
+    start: isoUtc,
+    until: isoUtc.optional(),
+    simulator: simulator.prefault({}),
+    users: z.array(user).min(1),
+    events: z.array(event).default([]),
+  })
+  .strict();
+
+export type Scenario = z.output<typeof scenarioSchema>;
+export type ScenarioUser = Scenario['users'][number];
+export type DeviceSpec = ScenarioUser['devices'][number];
+export type CampaignSpec = ScenarioUser['campaigns'][number];
+export type WindowSpec = NonNullable<CampaignSpec['window']>;
+export type ScenarioEvent = Scenario['events'][number];
+export type SimulatorSpec = Scenario['simulator'];
+
+export const DAY_MS = 86_400_000;
+
+/** The horizon: `until`, or 30 days after the start. */
+export function horizonOf(s: Scenario): number {
+  return s.until === undefined ? Date.parse(s.start) + 30 * DAY_MS : Date.parse(s.until);
+}
+
+/** A user's login in the simulated world; the schema makes emails unique, so defaults are numbered. */
+export function emailOf(user: ScenarioUser, index: number): string {
+  return user.email ?? `user-${index + 1}@simulation.fleetcast.invalid`;
+}

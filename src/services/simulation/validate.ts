@@ -1,0 +1,166 @@
+/**
+ * Loads and validates a scenario. Two passes: the zod schema (shapes, formats, unknown fields),
+ * then the rules that span fields (unique device keys and emails, references to devices, the
+ * timeline). Every problem is reported with the path of the field it is about, all at once, so a
+ * scenario can be fixed in one go.
+ */
+import { readFile } from 'node:fs/promises';
+import type { z } from 'zod';
+import { DeviceDirectory, expandDevices, type ScenarioDevice } from './devices.js';
+import { emailOf, horizonOf, scenarioSchema, type Scenario } from './scenario.js';
+
+export interface ScenarioIssue {
+  /** Like `users[0].campaigns[1].window.start`; empty for the file or the document as a whole. */
+  path: string;
+  message: string;
+}
+
+export type ValidationResult = { ok: true; scenario: Scenario } | { ok: false; issues: ScenarioIssue[] };
+
+type Path = readonly PropertyKey[];
+type ZodIssue = z.core.$ZodIssue;
+
+function formatPath(path: Path): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (typeof seg === 'string' && /^[A-Za-z_$][\w$]*$/.test(seg)) out += out ? `.${seg}` : seg;
+    else out += `[${JSON.stringify(String(seg))}]`;
+  }
+  return out;
+}
+
+export async function loadScenario(file: string): Promise<ValidationResult> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    return { ok: false, issues: [{ path: '', message: `cannot read the scenario: ${reason}` }] };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, issues: [{ path: '', message: `invalid JSON: ${(err as Error).message}` }] };
+  }
+  return validateScenario(json);
+}
+
+export function validateScenario(input: unknown): ValidationResult {
+  const parsed = scenarioSchema.safeParse(input, {
+    error: (iss) => (iss.code === 'invalid_type' && iss.input === undefined ? 'required' : undefined),
+  });
+  if (!parsed.success) return { ok: false, issues: fromZod(parsed.error.issues, []) };
+  const issues = checkScenario(parsed.data);
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, scenario: parsed.data };
+}
+
+function fromZod(issues: readonly ZodIssue[], prefix: Path): ScenarioIssue[] {
+  const out: ScenarioIssue[] = [];
+  for (const issue of issues) {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push({ path: formatPath([...path, key]), message: 'unknown field' });
+    } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      // A union reports every branch; only the branch whose shape (list or object) the input has is
+      // worth reading. No such branch: the input has neither shape, and the union's message says so.
+      const branch = issue.errors.find((errors) => !errors.some((e) => e.code === 'invalid_type' && e.path.length === 0));
+      if (branch) out.push(...fromZod(branch, path));
+      else out.push({ path: formatPath(path), message: issue.message });
+    } else {
+      out.push({ path: formatPath(path), message: issue.message });
+    }
+  }
+  return out;
+}
+
+/** The rules zod cannot see: they span fields. Assumes the schema passed. */
+function checkScenario(s: Scenario): ScenarioIssue[] {
+  const issues: ScenarioIssue[] = [];
+  const add = (path: Path, message: string) => issues.push({ path: formatPath(path), message });
+  const start = Date.parse(s.start);
+  const until = horizonOf(s);
+  if (until <= start) add(['until'], `must be after start (${s.start})`);
+  const inTimeline = (path: Path, iso: string) => {
+    const t = Date.parse(iso);
+    if (t < start) add(path, `is before the scenario start (${s.start})`);
+    else if (t > until) add(path, `is after the scenario horizon (until ${new Date(until).toISOString()})`);
+  };
+
+  const emails = new Map<string, number>();
+  s.users.forEach((user, ui) => {
+    const email = emailOf(user, ui).toLowerCase();
+    const first = emails.get(email);
+    if (first === undefined) emails.set(email, ui);
+    else add(['users', ui, 'email'], `duplicate of users[${first}].email`);
+  });
+
+  const devices = expandDevices(s.users);
+  checkDeviceKeys(devices, add);
+  const directory = new DeviceDirectory(devices);
+
+  /** Resolves a reference to devices of user `ui` (or of anyone when `ui` is undefined). */
+  const resolve = (path: Path, ref: string, ui: number | undefined): readonly ScenarioDevice[] | undefined => {
+    const found = directory.resolve(ref);
+    if (!found) {
+      const hint = ui === undefined ? '' : ` (this user's devices: ${directory.describe(ui)})`;
+      add(path, `unknown device "${ref}"${hint}`);
+      return undefined;
+    }
+    const owner = found[0]!.userIndex;
+    if (ui !== undefined && owner !== ui) {
+      add(path, `device "${ref}" belongs to users[${owner}]; only this user's devices can be used here`);
+      return undefined;
+    }
+    return found;
+  };
+
+  s.users.forEach((user, ui) => {
+    const at: Path = ['users', ui];
+    if (Array.isArray(user.leads)) {
+      const phones = new Map<string, number>();
+      user.leads.forEach((lead, li) => {
+        const found = resolve([...at, 'leads', li, 'device'], lead.device, ui);
+        if (found && !(found.length === 1 && found[0]!.key === lead.device)) {
+          const example = found[0]!.key;
+          add([...at, 'leads', li, 'device'], `"${lead.device}" is a group of ${found.length} devices; a lead belongs to one, such as "${example}"`);
+        }
+        const first = phones.get(lead.phone);
+        if (first === undefined) phones.set(lead.phone, li);
+        else add([...at, 'leads', li, 'phone'], `duplicate of users[${ui}].leads[${first}].phone`);
+      });
+    } else {
+      user.leads.devices?.forEach((ref, di) => resolve([...at, 'leads', 'devices', di], ref, ui));
+    }
+    user.campaigns.forEach((c, ci) => {
+      inTimeline([...at, 'campaigns', ci, 'startAt'], c.startAt);
+      c.audience.devices?.forEach((ref, di) => resolve([...at, 'campaigns', ci, 'audience', 'devices', di], ref, ui));
+    });
+  });
+
+  s.events.forEach((e, ei) => {
+    inTimeline(['events', ei, 'at'], e.at);
+    resolve(['events', ei, 'device'], e.device, undefined);
+  });
+  return issues;
+}
+
+/** Device keys and group keys share one namespace across all users: a reference must mean one thing. */
+function checkDeviceKeys(devices: readonly ScenarioDevice[], add: (path: Path, message: string) => void): void {
+  const owners = new Map<string, string>();
+  const reported = new Set<string>();
+  for (const d of devices) {
+    const entry = `users[${d.userIndex}].devices[${d.entryIndex}]`;
+    const names = d.spec.count === undefined ? [d.key] : [d.group, d.key];
+    for (const name of names) {
+      const owner = owners.get(name);
+      if (owner === undefined) owners.set(name, entry);
+      else if (owner !== entry && !reported.has(entry)) {
+        // One error per clashing entry, not one per device of a large group.
+        reported.add(entry);
+        add(['users', d.userIndex, 'devices', d.entryIndex, 'key'], `"${name}" is already used by ${owner}`);
+      }
+    }
+  }
+}

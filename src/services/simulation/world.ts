@@ -1,0 +1,122 @@
+/**
+ * Builds a validated scenario's world in a fresh database, at the scenario's start: users,
+ * devices, leads and campaigns, through the same statements the rest of Fleetcast uses. Nothing
+ * runs yet; the engine finds the campaigns scheduled when it starts.
+ */
+import { EVERY_DAY, type SendWindow } from '../../engine/pacing.js';
+import type { Queryable } from '../../store/db.js';
+import { insertCampaign } from '../../store/sql/campaigns.js';
+import { insertDevices } from '../../store/sql/devices.js';
+import { generateLeads, insertLeads } from '../../store/sql/leads.js';
+import { insertUser } from '../../store/sql/users.js';
+import { ensureWindow } from '../../store/sql/windows.js';
+import { DeviceDirectory, expandDevices, type ScenarioDevice } from './devices.js';
+import { emailOf, WEEKDAYS, type Scenario, type ScenarioUser, type WindowSpec } from './scenario.js';
+
+export interface WorldDevice extends ScenarioDevice {
+  id: number;
+}
+
+export interface World {
+  devices: DeviceDirectory<WorldDevice>;
+  userIds: number[];
+}
+
+export async function buildWorld(db: Queryable, scenario: Scenario, now: Date): Promise<World> {
+  const planned = expandDevices(scenario.users);
+  const devices: WorldDevice[] = [];
+  const userIds: number[] = [];
+  for (const [ui, user] of scenario.users.entries()) {
+    const userId = await insertUser(db, { email: emailOf(user, ui), name: user.name ?? '', timeZone: user.timeZone }, now);
+    userIds.push(userId);
+    const mine = planned.filter((d) => d.userIndex === ui);
+    const ids = await insertDevices(
+      db,
+      userId,
+      mine.map((d) => ({
+        name: d.key,
+        minDelayMs: Math.round(d.spec.minDelaySeconds * 1000),
+        maxDelayMs: Math.round(d.spec.maxDelaySeconds * 1000),
+        hourlyLimit: d.spec.hourlyLimit ?? null,
+        dailyLimit: d.spec.dailyLimit ?? null,
+      })),
+      now,
+    );
+    mine.forEach((d, i) => devices.push({ ...d, id: ids[i]! }));
+  }
+  // Leads and audiences name devices by key, so every device exists (with its id) before them.
+  const directory = new DeviceDirectory(devices);
+
+  for (const [ui, user] of scenario.users.entries()) {
+    const userId = userIds[ui]!;
+    await insertUserLeads(db, userId, user, ui, directory, now);
+    for (const c of user.campaigns) {
+      const windowId = c.window ? await ensureWindow(db, sendWindowOf(c.window, user.timeZone)) : null;
+      const a = c.audience;
+      await insertCampaign(
+        db,
+        userId,
+        {
+          name: c.name,
+          body: c.message,
+          startsAt: new Date(c.startAt),
+          windowId,
+          delivery: c.delivery,
+          audience: {
+            ...(a.niches ? { niches: a.niches } : {}),
+            ...(a.statuses ? { statuses: a.statuses } : {}),
+            ...(a.triggers ? { triggers: a.triggers } : {}),
+            ...(a.devices ? { deviceIds: directory.resolveAll(a.devices).map((d) => d.id) } : {}),
+          },
+        },
+        now,
+      );
+    }
+  }
+  return { devices: directory, userIds };
+}
+
+async function insertUserLeads(
+  db: Queryable,
+  userId: number,
+  user: ScenarioUser,
+  userIndex: number,
+  directory: DeviceDirectory<WorldDevice>,
+  now: Date,
+): Promise<void> {
+  if (Array.isArray(user.leads)) {
+    await insertLeads(
+      db,
+      userId,
+      user.leads.map((l) => ({
+        name: l.name,
+        phone: l.phone,
+        deviceId: directory.resolve(l.device)![0]!.id,
+        niches: l.niches,
+        status: l.status,
+        triggers: l.triggers,
+      })),
+      now,
+    );
+    return;
+  }
+  const g = user.leads;
+  const targets = g.devices
+    ? directory.resolveAll(g.devices)
+    : directory.devices.filter((d) => d.userIndex === userIndex);
+  // generateLeads builds the whole set in one statement, so a million leads cost one round trip.
+  await generateLeads(db, userId, targets.map((d) => d.id), g.count, g.phonePrefix, 1, now, g.niches, g.status);
+}
+
+const minuteOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/** A scenario window as the engine stores it; an end of 00:00 means the midnight ending the day. */
+function sendWindowOf(w: WindowSpec, userZone: string): SendWindow {
+  const end = minuteOf(w.end);
+  return {
+    timeZone: w.timeZone ?? userZone,
+    startMinute: minuteOf(w.start),
+    endMinute: end === 0 ? 1440 : end,
+    days: w.days ? w.days.reduce((mask, day) => mask | (1 << WEEKDAYS.indexOf(day)), 0) : EVERY_DAY,
+  };
+}

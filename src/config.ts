@@ -6,6 +6,11 @@ const schema = z.object({
   HOST: z.string().default('127.0.0.1'),
   FLEETCAST_DATA_DIR: z.string().min(1).default('./data'),
   DATABASE_URL: z.string().url().optional(),
+  /** A PostgreSQL schema to keep Fleetcast's tables in (created if missing); default: search_path. */
+  FLEETCAST_DB_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _')
+    .optional(),
   FLEETCAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   FLEETCAST_LEASE_TTL_MS: z.coerce.number().int().min(1000).default(30_000),
   FLEETCAST_MAX_DEVICES: z.coerce.number().int().min(1).default(100_000),

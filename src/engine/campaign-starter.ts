@@ -43,7 +43,7 @@ export class CampaignStarter {
 
   poke(): void {
     this.nextStart = undefined;
-    this.wake.abort();
+    if (!this.wake.signal.aborted) this.wake.abort('poke');
   }
 
   private async loop(): Promise<void> {

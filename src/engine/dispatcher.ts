@@ -100,6 +100,7 @@ interface Slot {
 }
 
 const OFFLINE_CODE = 'DEVICE_OFFLINE';
+const POKE = 'poke';
 
 export class Dispatcher {
   readonly owner: string;
@@ -231,7 +232,9 @@ export class Dispatcher {
 
   /** Asks the loop to look again now. */
   poke(): void {
-    this.wake.abort();
+    // A reason of our own: abort() without one builds a DOMException with a stack trace, which
+    // measured 2-3% of the whole dispatch benchmark when every finished send pokes.
+    if (!this.wake.signal.aborted) this.wake.abort(POKE);
   }
 
   private onWork(payload: string): void {

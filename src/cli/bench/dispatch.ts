@@ -71,6 +71,7 @@ export async function benchDispatch(o: DispatchBenchOptions) {
     const materialiseSeconds = (clock.now() - matStart) / 1000;
     await db.exec('vacuum analyze');
     say(`materialised ${queued} messages in ${materialiseSeconds.toFixed(1)}s`);
+    const setupRssMB = Math.round(process.memoryUsage.rss() / 2 ** 20);
 
     const sim = new SimulatorTransport({ clock, seed: 1, record: false });
     const events = new EngineEvents();
@@ -111,6 +112,7 @@ export async function benchDispatch(o: DispatchBenchOptions) {
       seconds: Math.round(seconds * 100) / 100,
       messagesPerSecond: Math.round(queued / seconds),
       peakRssMB,
+      setupRssMB,
       claimStatements: dispatcher.stats.claimStatements,
       materialiseSeconds: Math.round(materialiseSeconds * 100) / 100,
       verified,

@@ -61,8 +61,9 @@ export async function completeFinishedCampaigns(db: Queryable, ids: readonly num
     `update campaigns c set status = 'completed', completed_at = $2, updated_at = $2
       where c.id = any($1::bigint[]) and c.status = 'running'
         and not exists (
-          select 1 from messages m
-           where m.campaign_id = c.id and m.status in ('pending', 'sending') and m.campaign_id is not null)
+          select 1 from messages m where m.campaign_id = c.id and m.status = 'pending' and m.campaign_id is not null)
+        and not exists (
+          select 1 from messages m where m.status = 'sending' and m.campaign_id = c.id)
       returning c.id`,
     [ids, now],
   );

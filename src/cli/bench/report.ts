@@ -18,17 +18,23 @@ export function machine(): MachineInfo {
   };
 }
 
-/** Samples resident memory every 50 ms; `stop` returns the peak in MB. */
-export function rssSampler(): { stop(): number } {
-  let peak = process.memoryUsage.rss();
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, 50);
+/** Samples memory every 50 ms; `stop` returns the peaks in MB (RSS, JS heap, external buffers). */
+export function rssSampler(): { stop(): { rss: number; heap: number; external: number } } {
+  const peak = { rss: 0, heap: 0, external: 0 };
+  const sample = () => {
+    const m = process.memoryUsage();
+    peak.rss = Math.max(peak.rss, m.rss);
+    peak.heap = Math.max(peak.heap, m.heapUsed);
+    peak.external = Math.max(peak.external, m.external);
+  };
+  sample();
+  const timer = setInterval(sample, 50);
   return {
     stop() {
       clearInterval(timer);
-      peak = Math.max(peak, process.memoryUsage.rss());
-      return Math.round(peak / 2 ** 20);
+      sample();
+      const mb = (b: number) => Math.round(b / 2 ** 20);
+      return { rss: mb(peak.rss), heap: mb(peak.heap), external: mb(peak.external) };
     },
   };
 }

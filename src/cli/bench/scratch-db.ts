@@ -42,30 +42,30 @@ export function profileStatements(db: Db): { report(): StatementTiming[] } {
   };
 }
 
-/** A database to measure in, thrown away afterwards: a temporary PGlite directory or a schema. */
-export async function openScratchDb(kind: 'pglite' | 'postgres', track?: Tracker): Promise<{ db: Db; dispose(): Promise<void> }> {
-  if (kind === 'pglite') {
-    const dir = mkdtempSync(join(tmpdir(), 'fleetcast-bench-'));
-    const db = await openPglite({ dataDir: dir, ...(track ? { track } : {}) });
-    return {
-      db,
-      async dispose() {
-        await db.close();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
+/** Where a benchmark's throwaway database lives: a temporary PGlite directory or a schema. */
+export type ScratchLocation = { kind: 'pglite'; dir: string } | { kind: 'postgres'; url: string; schema: string };
+
+export function newScratchLocation(kind: 'pglite' | 'postgres'): ScratchLocation {
+  if (kind === 'pglite') return { kind, dir: mkdtempSync(join(tmpdir(), 'fleetcast-bench-')) };
+  return { kind, url: process.env.DATABASE_URL || LOCAL_POSTGRES, schema: `bench_${process.pid}_${Date.now().toString(36)}` };
+}
+
+export function openScratch(loc: ScratchLocation, track?: Tracker): Promise<Db> {
+  return loc.kind === 'pglite'
+    ? openPglite({ dataDir: loc.dir, ...(track ? { track } : {}) })
+    : openPostgres({ connectionString: loc.url, schema: loc.schema, ...(track ? { track } : {}) });
+}
+
+export async function disposeScratch(loc: ScratchLocation): Promise<void> {
+  if (loc.kind === 'pglite') {
+    rmSync(loc.dir, { recursive: true, force: true });
+    return;
   }
-  const url = process.env.DATABASE_URL || LOCAL_POSTGRES;
-  const schema = `bench_${process.pid}_${Date.now().toString(36)}`;
-  const db = await openPostgres({ connectionString: url, schema, ...(track ? { track } : {}) });
-  return {
-    db,
-    async dispose() {
-      await db.close();
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      await c.query(`drop schema if exists ${schema} cascade`);
-      await c.end();
-    },
-  };
+  const c = new pg.Client({ connectionString: loc.url });
+  await c.connect();
+  try {
+    await c.query(`drop schema if exists ${loc.schema} cascade`);
+  } finally {
+    await c.end();
+  }
 }

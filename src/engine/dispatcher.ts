@@ -137,6 +137,7 @@ export class Dispatcher {
   private flushing: Promise<void> = Promise.resolve();
   private readonly unsubscribe: (() => void | Promise<void>)[] = [];
   private readonly sendsDone = new Set<Promise<void>>();
+  private readonly inFlightDevices = new Set<number>();
 
   /** Counters for health, metrics and benchmarks. */
   readonly stats = { claimed: 0, sent: 0, failed: 0, retried: 0, deferred: 0, recorded: 0, claimStatements: 0 };
@@ -366,6 +367,7 @@ export class Dispatcher {
     slot.inFlight = true;
     slot.headAt = undefined;
     this.inFlight++;
+    this.inFlightDevices.add(m.device_id);
     const gap = drawGap(slot.settings.minDelayMs, slot.settings.maxDelayMs, this.random);
     slot.history = recordSend(slot.settings, slot.history, now, gap);
     slot.readyAt = nextSendTime(slot.settings, slot.history, now);
@@ -398,6 +400,7 @@ export class Dispatcher {
   private onSent(slot: Slot, m: ClaimedMessage, attempt: number, attemptAt: number, result: SendResult): void {
     this.inFlight--;
     slot.inFlight = false;
+    this.inFlightDevices.delete(m.device_id);
     if (this.abandoned) return;
     const at = this.clock.now();
     const base = { id: m.id, attempted: true, attemptAt, at, transportId: null, retryAt: null, errorCode: null, error: null } as const;
@@ -548,7 +551,13 @@ export class Dispatcher {
     if (room <= 0) return;
     const exclusive = !this.db.profile.crossProcessNotify;
     const taken = await acquireLeases(this.db, this.owner, new Date(now), expires, room, exclusive);
+    // A device taken back after our own lease lapsed may still have a send of ours in flight:
+    // let it finish before recovery judges the row, or a "not sent yet" proof would resend it.
+    if (taken.some((id) => this.inFlightDevices.has(id))) await Promise.all([...this.sendsDone]);
     if (taken.length > 0) await this.adopt(taken, now);
+    // A missed notification (a dropped listener connection) must not leave work unseen for long:
+    // every refresh looks again at devices believed to have nothing pending.
+    for (const s of this.slots.values()) if (s.headAt === null) s.headAt = undefined;
   }
 
   private drop(ids: number[], at: number): void {

@@ -42,6 +42,7 @@ class PostgresDb implements Db {
   private readonly processId = randomUUID();
   private listener: pg.Client | undefined;
   private readonly channels = new Map<string, number>();
+  private closed = false;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -120,15 +121,31 @@ class PostgresDb implements Db {
       }
       if (env.from !== this.processId) this.local.emit(msg.channel, env.payload);
     });
-    // A dropped listener connection only costs prompt wake-ups: sleepers still wake at their due time.
-    client.on('error', () => {
+    // A dropped listener connection costs prompt wake-ups until it is back (the dispatcher also
+    // looks again at idle devices on every lease refresh); reconnect and LISTEN again.
+    const lost = () => {
+      if (this.listener !== client) return;
       this.listener = undefined;
-    });
+      if (!this.closed) setTimeout(() => void this.relisten(), 1000).unref();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
     this.listener = client;
     return client;
   }
 
+  private async relisten(): Promise<void> {
+    if (this.closed || this.listener) return;
+    try {
+      const client = await this.listenerClient();
+      for (const [channel, count] of this.channels) if (count > 0) await client.query(`listen ${channel}`);
+    } catch {
+      if (!this.closed) setTimeout(() => void this.relisten(), 5000).unref();
+    }
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     const l = this.listener;
     this.listener = undefined;
     await l?.end().catch(() => undefined);

@@ -1,7 +1,7 @@
 /**
  * The `fleetcast` command as an operator meets it: `serve` answers health checks on the port it
- * is given, refuses a data directory another process holds, refuses bad configuration by name;
- * `migrate` is idempotent; an unknown command gets the usage.
+ * is given, refuses a data directory another process holds, exits when its port is taken, refuses
+ * bad configuration by name; `migrate` is idempotent; an unknown command gets the usage.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -85,6 +85,7 @@ describe('fleetcast serve on PGlite', () => {
   });
 });
 
+// PGlite's health check is part of the first test above.
 for (const backend of backends.filter((b) => b === 'postgres')) {
   describe(`fleetcast serve on ${backend}`, () => {
     it('answers /healthz with the store kind', async () => {

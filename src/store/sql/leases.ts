@@ -2,10 +2,11 @@
 import type { Queryable } from '../db.js';
 
 /**
- * Takes up to `limit` devices that have no lease, or whose lease expired, in one statement; the
- * upsert's WHERE makes the takeover atomic when two processes race for the same device.
- * `ignoreExpiry` is for a store only one process can open (PGlite): a lease left by a previous
- * run of this process is dead by construction and need not be waited out.
+ * Takes up to `limit` devices whose lease is free: never leased, or expired (its owner's, too: an
+ * owner that stalled past its TTL takes its devices back like anyone else). The upsert's WHERE makes
+ * the takeover atomic when two processes race for the same device. `exclusive` is for a store only
+ * one process can open (PGlite): a lease another owner left there is dead by construction and need
+ * not be waited out.
  */
 export async function acquireLeases(
   db: Queryable,
@@ -13,7 +14,7 @@ export async function acquireLeases(
   now: Date,
   expiresAt: Date,
   limit: number,
-  ignoreExpiry: boolean,
+  exclusive: boolean,
 ): Promise<number[]> {
   const res = await db.query<{ device_id: number }>(
     `insert into device_leases as l (device_id, owner, acquired_at, expires_at)
@@ -22,14 +23,14 @@ export async function acquireLeases(
       where d.deleted_at is null
         and not exists (
           select 1 from device_leases x
-           where x.device_id = d.id and (x.owner = $1 or (x.expires_at > $2 and not $5::boolean)))
+           where x.device_id = d.id and x.expires_at > $2 and not ($5::boolean and x.owner <> $1))
       order by d.id
       limit $4
      on conflict (device_id) do update
         set owner = excluded.owner, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
-      where l.owner <> excluded.owner and (l.expires_at <= $2 or $5::boolean)
+      where l.expires_at <= $2 or ($5::boolean and l.owner <> excluded.owner)
      returning device_id`,
-    [owner, now, expiresAt, limit, ignoreExpiry],
+    [owner, now, expiresAt, limit, exclusive],
   );
   return res.rows.map((r) => r.device_id);
 }

@@ -21,7 +21,8 @@ import { countByStatus } from '../../store/sql/messages.js';
 import { insertUser } from '../../store/sql/users.js';
 import { SimulatorTransport } from '../../transports/simulator.js';
 import { rssSampler } from './report.js';
-import { disposeScratch, newScratchLocation, openScratch, profileStatements, type ScratchLocation } from './scratch-db.js';
+import { disposeScratch, newScratchLocation, openScratch, type ScratchLocation } from '../../store/scratch.js';
+import { profileStatements } from './profile.js';
 
 export interface DispatchBenchOptions {
   devices: number;
@@ -37,7 +38,7 @@ const DEVICES_PER_USER = 15;
 export async function benchDispatch(o: DispatchBenchOptions): Promise<Record<string, unknown> & { verified: boolean }> {
   const clock = new SystemClock();
   const say = (s: string) => o.progress && process.stderr.write(s + '\n');
-  const loc = newScratchLocation(o.db);
+  const loc = newScratchLocation(o.db, 'bench');
   try {
     const setupStart = clock.now();
     const { queued, materialiseSeconds } = await buildOutbox(loc, o, clock);

@@ -7,9 +7,8 @@
  * driven by the virtual clock, which only moves when every query and send has settled, so a run
  * is reproducible for a seed and days of pacing take seconds.
  */
-import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import { VirtualClock, type Clock } from '../../engine/clock.js';
+import { VirtualClock } from '../../engine/clock.js';
 import { Engine } from '../../engine/engine.js';
 import { seededRandom } from '../../engine/pacing.js';
 import { createLogger } from '../../logger.js';
@@ -84,7 +83,7 @@ interface RunOutcome {
 
 async function drive(db: Db, clock: VirtualClock, world: World, scenario: Scenario, until: number, log: Logger): Promise<RunOutcome> {
   const sim = new SimulatorTransport({
-    clock: unboundedSignals(clock),
+    clock,
     seed: scenario.seed,
     ...simulatorOptions(scenario.simulator),
     offlineDevices: world.devices.devices.filter((d) => !d.spec.online).map((d) => d.id),
@@ -126,27 +125,6 @@ async function stopOnClock(engine: Engine, clock: VirtualClock): Promise<void> {
   });
   await clock.runUntil(Number.MAX_SAFE_INTEGER, () => stopped);
   await done;
-}
-
-/**
- * The simulator hangs every pending receipt, reply and reconnect on one AbortSignal (to cancel
- * them all at close). Each listener is removed as its timer fires, but Node still warns of a leak
- * once more than ten are pending at once; this lifts the limit on the signals it sleeps on.
- */
-function unboundedSignals(clock: Clock): Clock {
-  const seen = new WeakSet<AbortSignal>();
-  return {
-    virtual: clock.virtual,
-    now: () => clock.now(),
-    track: (promise) => clock.track(promise),
-    sleepUntil: (at, signal) => {
-      if (signal && !seen.has(signal)) {
-        setMaxListeners(0, signal);
-        seen.add(signal);
-      }
-      return clock.sleepUntil(at, signal);
-    },
-  };
 }
 
 /** The dispatcher's gap draws get a stream of their own: sharing the simulator's seed would tie each gap to a send's fate. */

@@ -32,7 +32,16 @@ export async function serve(): Promise<void> {
   engine.events.on('error', ({ where, error }) => log.error({ err: error, where }, 'engine error'));
   await engine.start();
   const app = buildServer(engine);
-  const address = await app.listen({ port: cfg.PORT, host: cfg.HOST });
+  let address: string;
+  try {
+    address = await app.listen({ port: cfg.PORT, host: cfg.HOST });
+  } catch (err) {
+    // Nothing may keep running without its server: hand the devices back and let the error out.
+    await engine.stop();
+    simulator.close();
+    await db.close();
+    throw err;
+  }
   log.info({ address, store: db.profile.kind }, 'fleetcast is listening');
   // One line on stdout that scripts (and tests) can wait for.
   process.stdout.write(`listening on ${address}\n`);

@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
-import { completeFinishedCampaigns, materialiseCampaign, nextCampaignStart, takeDueCampaigns } from '../store/sql/campaigns.js';
+import { completeFinishedCampaigns, materialiseCampaign, nextCampaignStart, runningCampaignIds, takeDueCampaigns } from '../store/sql/campaigns.js';
 import { loadWindows } from '../store/sql/windows.js';
 import type { Clock } from './clock.js';
 import { CAMPAIGNS_CHANNEL, EngineEvents, WORK_CHANNEL } from './events.js';
@@ -31,6 +31,12 @@ export class CampaignStarter {
 
   async start(): Promise<void> {
     this.off = await this.db.listen(CAMPAIGNS_CHANNEL, () => this.poke());
+    // Campaigns that finished while no process was recording (a crash between the last send and
+    // its record, settled since) are closed on start.
+    const now = this.clock.now();
+    for (const id of await completeFinishedCampaigns(this.db, await runningCampaignIds(this.db), new Date(now))) {
+      this.events.emit('campaign.completed', { campaignId: id, at: now });
+    }
     this.done = this.loop();
   }
 

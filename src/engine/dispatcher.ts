@@ -136,7 +136,7 @@ export class Dispatcher {
   private wake = new AbortController();
   private flushing: Promise<void> = Promise.resolve();
   private readonly unsubscribe: (() => void | Promise<void>)[] = [];
-  private readonly sendsDone = new Set<Promise<void>>();
+  private settledWaiters: (() => void)[] = [];
   private readonly inFlightDevices = new Set<number>();
 
   /** Counters for health, metrics and benchmarks. */
@@ -198,7 +198,7 @@ export class Dispatcher {
     this.stopping = true;
     this.poke();
     await this.loopDone;
-    await Promise.all([...this.sendsDone]);
+    await this.sendsSettled();
     await this.flushing;
     await this.flush();
     const ids = this.deviceIds;
@@ -381,26 +381,31 @@ export class Dispatcher {
       origin: m.campaign_id !== null ? `campaign:${m.campaign_id}` : `sequence-enrollment:${m.enrollment_id}/step:${m.step}`,
       attempt,
     };
-    const done = slot.transport
-      .send(msg)
-      .catch(
-        (err: unknown): SendResult => ({
+    // Not tracked on the clock: a send may be waiting on virtual time (latency) itself. One
+    // promise per send, and a counter instead of a set of them: this is the hot path.
+    slot.transport.send(msg).then(
+      (result) => this.onSent(slot, m, attempt, now, result),
+      (err: unknown) =>
+        this.onSent(slot, m, attempt, now, {
           ok: false,
           code: 'TRANSPORT_ERROR',
           message: err instanceof Error ? err.message : String(err),
           transient: true,
         }),
-      )
-      .then((result) => this.onSent(slot, m, attempt, now, result));
-    // Not tracked on the clock: a send may be waiting on virtual time (latency) itself.
-    this.sendsDone.add(done);
-    void done.finally(() => this.sendsDone.delete(done));
+    );
+  }
+
+  /** Resolves once no send is in flight. */
+  private sendsSettled(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
   }
 
   private onSent(slot: Slot, m: ClaimedMessage, attempt: number, attemptAt: number, result: SendResult): void {
     this.inFlight--;
     slot.inFlight = false;
     this.inFlightDevices.delete(m.device_id);
+    if (this.inFlight === 0 && this.settledWaiters.length > 0) for (const w of this.settledWaiters.splice(0)) w();
     if (this.abandoned) return;
     const at = this.clock.now();
     const base = { id: m.id, attempted: true, attemptAt, at, transportId: null, retryAt: null, errorCode: null, error: null } as const;
@@ -553,7 +558,7 @@ export class Dispatcher {
     const taken = await acquireLeases(this.db, this.owner, new Date(now), expires, room, exclusive);
     // A device taken back after our own lease lapsed may still have a send of ours in flight:
     // let it finish before recovery judges the row, or a "not sent yet" proof would resend it.
-    if (taken.some((id) => this.inFlightDevices.has(id))) await Promise.all([...this.sendsDone]);
+    if (taken.some((id) => this.inFlightDevices.has(id))) await this.sendsSettled();
     if (taken.length > 0) await this.adopt(taken, now);
     // A missed notification (a dropped listener connection) must not leave work unseen for long:
     // every refresh looks again at devices believed to have nothing pending.
@@ -643,6 +648,11 @@ export class Dispatcher {
       return { id: r.id, status: 'unknown', at: now };
     });
     await settleInFlight(this.db, settlements);
+    // A campaign whose last messages were in flight at the crash is finished now.
+    const campaigns = [...new Set(rows.map((r) => r.campaign_id).filter((c): c is number => c !== null))];
+    for (const id of await completeFinishedCampaigns(this.db, campaigns, new Date(now))) {
+      this.events.emit('campaign.completed', { campaignId: id, at: now });
+    }
     const count = (s: string) => settlements.filter((x) => x.status === s).length;
     this.events.emit('message.recovered', { sent: count('sent'), pending: count('pending'), unknown: count('unknown'), at: now });
     this.log.info({ sent: count('sent'), pending: count('pending'), unknown: count('unknown') }, 'settled messages left in flight');

@@ -49,6 +49,8 @@ export interface Fleetcast {
   exited: Promise<Exit>;
   /** The address from the `listening on ...` line; rejects if the process exits or times out first. */
   ready(timeoutMs?: number): Promise<string>;
+  /** Throws, with the process's output, if it has exited: a wait on it need not run to its deadline. */
+  assertRunning(): void;
   kill(signal: NodeJS.Signals): void;
   /** Signals the process and waits for it to exit, SIGKILLing it if it outstays `timeoutMs`. */
   stop(signal: NodeJS.Signals, timeoutMs?: number): Promise<Exit>;
@@ -72,8 +74,8 @@ export function startFleetcast(args: string[], env: Record<string, string>): Fle
     });
   });
   live.set(child, exited);
-  let done = false;
-  void exited.then(() => (done = true));
+  let done: Exit | undefined;
+  void exited.then((e) => (done = e));
 
   const output = () => `stdout:\n${stdout}\nstderr:\n${stderr}`;
   const h: Fleetcast = {
@@ -94,6 +96,9 @@ export function startFleetcast(args: string[], env: Record<string, string>): Fle
         if (Date.now() > deadline) throw new Error(`fleetcast did not listen within ${timeoutMs} ms\n${output()}`);
         await delay(20);
       }
+    },
+    assertRunning() {
+      if (done) throw new Error(`fleetcast (pid ${child.pid}) exited unexpectedly (${JSON.stringify(done)})\n${output()}`);
     },
     kill(signal) {
       if (!done) child.kill(signal);

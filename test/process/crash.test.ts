@@ -88,14 +88,20 @@ function output(...ps: Fleetcast[]): () => string {
   return () => ps.map((p, i) => `process ${i + 1} (pid ${p.child.pid}) stderr:\n${p.stderr}`).join('\n');
 }
 
-/** Waits until the simulator has logged a `sent` line for every message of the campaign. */
-async function waitAllSent(run: Run, ...ps: Fleetcast[]): Promise<void> {
-  await waitUntil(() => readSimLog(run.log).sent.size >= LEADS, {
-    timeoutMs: 60_000,
-    everyMs: 50,
-    what: `all ${LEADS} messages are logged as sent`,
-    detail: () => `${readSimLog(run.log).sent.size} sent so far\n${output(...ps)()}`,
-  });
+/** Waits until the simulator has logged a `sent` line for every message, `sender` still running. */
+async function waitAllSent(run: Run, sender: Fleetcast, earlier: Fleetcast[]): Promise<void> {
+  await waitUntil(
+    () => {
+      sender.assertRunning();
+      return readSimLog(run.log).sent.size >= LEADS;
+    },
+    {
+      timeoutMs: 60_000,
+      everyMs: 50,
+      what: `all ${LEADS} messages are logged as sent`,
+      detail: () => `${readSimLog(run.log).sent.size} sent so far\n${output(...earlier, sender)()}`,
+    },
+  );
 }
 
 async function health(p: Fleetcast): Promise<{ status: string; store: string; devices: number }> {
@@ -138,7 +144,10 @@ for (const backend of backends) {
       try {
         const first = serve(run);
         await first.ready();
-        await waitUntil(() => countLines(run.log) >= KILL_AFTER_LINES, {
+        await waitUntil(() => {
+          first.assertRunning();
+          return countLines(run.log) >= KILL_AFTER_LINES;
+        }, {
           timeoutMs: 30_000,
           what: `${KILL_AFTER_LINES} send attempts are logged`,
           detail: output(first),
@@ -159,7 +168,7 @@ for (const backend of backends) {
 
         const second = serve(run);
         await second.ready();
-        await waitAllSent(run, first, second);
+        await waitAllSent(run, second, [first]);
         assert.deepEqual(await second.stop('SIGTERM'), { code: 0, signal: null }, output(first, second)());
 
         assert.ok(readSimLog(run.log).unparsable.length <= 1);
@@ -176,7 +185,10 @@ for (const backend of backends) {
         await first.ready();
         // Outcomes are recorded in batches up to a second apart: killed right after the last send,
         // the process leaves the campaign's last rows `sending` and the campaign running.
-        await waitUntil(() => readSimLog(run.log).sent.size >= LEADS, {
+        await waitUntil(() => {
+          first.assertRunning();
+          return readSimLog(run.log).sent.size >= LEADS;
+        }, {
           timeoutMs: 60_000,
           everyMs: 2,
           what: `all ${LEADS} messages are logged as sent`,
@@ -199,7 +211,10 @@ for (const backend of backends) {
         const second = serve(run);
         await second.ready();
         // Devices are adopted (and what was in flight settled) before they are served.
-        await waitUntil(async () => (await health(second)).devices === DEVICES, {
+        await waitUntil(async () => {
+          second.assertRunning();
+          return (await health(second)).devices === DEVICES;
+        }, {
           timeoutMs: 30_000,
           everyMs: 100,
           what: `the restarted process serves all ${DEVICES} devices`,
@@ -219,7 +234,10 @@ for (const backend of backends) {
       try {
         const first = serve(run);
         await first.ready();
-        await waitUntil(() => countLines(run.log) >= KILL_AFTER_LINES, {
+        await waitUntil(() => {
+          first.assertRunning();
+          return countLines(run.log) >= KILL_AFTER_LINES;
+        }, {
           timeoutMs: 30_000,
           what: `${KILL_AFTER_LINES} send attempts are logged`,
           detail: output(first),
@@ -239,7 +257,7 @@ for (const backend of backends) {
 
         const second = serve(run);
         await second.ready();
-        await waitAllSent(run, first, second);
+        await waitAllSent(run, second, [first]);
         assert.deepEqual(await second.stop('SIGTERM'), { code: 0, signal: null }, output(first, second)());
 
         assert.deepEqual(readSimLog(run.log).unparsable, []);

@@ -209,13 +209,14 @@ export async function recordReceipts(db: Queryable, receipts: readonly Receipt[]
 export interface InFlight {
   id: number;
   device_id: number;
+  campaign_id: number | null;
   at_least_once: boolean;
 }
 
 /** Rows left `sending` on the listed devices, i.e. by a process that no longer holds them. */
 export async function findInFlight(db: Queryable, deviceIds: readonly number[]): Promise<InFlight[]> {
   const res = await db.query<InFlight>(
-    `select m.id, m.device_id, coalesce(c.delivery = 'at_least_once', false) as at_least_once
+    `select m.id, m.device_id, m.campaign_id, coalesce(c.delivery = 'at_least_once', false) as at_least_once
        from messages m
        left join campaigns c on c.id = m.campaign_id
       where m.device_id = any($1::bigint[]) and m.status = 'sending'`,

@@ -92,7 +92,10 @@ export class SimulatorTransport implements Transport {
     // Every pending receipt, reply and reconnect listens on this one signal.
     setMaxListeners(0, this.abort.signal);
     if (opts.logFile && existsSync(opts.logFile)) {
-      for (const line of readFileSync(opts.logFile, 'utf8').split('\n')) {
+      const text = readFileSync(opts.logFile, 'utf8');
+      // A line cut short by a kill must not swallow the next run's first line.
+      if (text.length > 0 && !text.endsWith('\n')) appendFileSync(opts.logFile, '\n');
+      for (const line of text.split('\n')) {
         if (!line.trim()) continue;
         try {
           this.remember(JSON.parse(line) as SendAttempt);

@@ -127,7 +127,6 @@ export class Dispatcher {
   private inFlight = 0;
   private leaseValidUntil = 0;
   private nextLeaseRefresh = 0;
-  private headsUnknownAll = false;
 
   private running = false;
   private stopping = false;
@@ -168,7 +167,7 @@ export class Dispatcher {
 
   /** True when nothing is due, in flight or unrecorded on any connected device. */
   get idle(): boolean {
-    if (this.inFlight > 0 || this.buffered > 0 || this.headsUnknownAll) return false;
+    if (this.inFlight > 0 || this.buffered > 0) return false;
     for (const s of this.slots.values()) {
       if (s.connected && s.headAt !== null) return false;
     }
@@ -183,10 +182,7 @@ export class Dispatcher {
     }
     this.unsubscribe.push(
       await this.db.listen(WORK_CHANNEL, (payload) => this.onWork(payload)),
-      await this.db.listen(DEVICES_CHANNEL, () => {
-        this.nextLeaseRefresh = 0;
-        this.poke();
-      }),
+      await this.db.listen(DEVICES_CHANNEL, (payload) => this.onDevicesChanged(payload)),
     );
     await this.refreshLeases();
     this.loopDone = this.loop();
@@ -257,6 +253,27 @@ export class Dispatcher {
     this.poke();
   }
 
+  /**
+   * A device was added, edited, paused or deleted: re-read the ones this process serves, and look
+   * for new ones at once instead of at the next lease refresh.
+   */
+  private onDevicesChanged(payload: string): void {
+    let ids: number[] = [];
+    try {
+      const parsed = JSON.parse(payload) as { devices?: unknown };
+      if (Array.isArray(parsed.devices)) ids = parsed.devices.filter((x): x is number => typeof x === 'number');
+    } catch {
+      // Unknown payloads only mean "look again".
+    }
+    for (const id of ids) {
+      if (this.slots.has(id)) {
+        void this.clock.track(this.reloadDevice(id)).catch((error) => this.events.emit('error', { where: 'reloadDevice', error }));
+      }
+    }
+    this.nextLeaseRefresh = 0;
+    this.poke();
+  }
+
   private async loop(): Promise<void> {
     while (!this.stopping) {
       try {
@@ -319,7 +336,6 @@ export class Dispatcher {
   private async claimAndSend(ready: Slot[]): Promise<boolean> {
     const now = this.clock.now();
     const nowDate = new Date(now);
-    this.headsUnknownAll = false;
     const claimed = await claimDueHeads(
       this.db,
       this.owner,

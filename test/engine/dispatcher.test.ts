@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DateTime } from 'luxon';
 import { VirtualClock } from '../../src/engine/clock.js';
+import { DEVICES_CHANNEL } from '../../src/engine/events.js';
 import { HOUR_MS } from '../../src/engine/pacing.js';
 import { SimulatorTransport, type SendAttempt } from '../../src/transports/simulator.js';
-import type { Transport } from '../../src/transports/transport.js';
 import { backends, openTestDb } from '../helpers/db.js';
-import { buildWorld, byDevice, duplicates, runToIdle, statusCounts, stopEngine, virtualEngine } from '../helpers/world.js';
+import { buildWorld, byDevice, duplicates, runToIdle, statusCounts, stopEngine, virtualEngine, withoutProof } from '../helpers/world.js';
 
 const T0 = Date.parse('2026-03-06T12:00:00Z');
 const DAY = 86_400_000;
@@ -289,6 +289,30 @@ for (const backend of backends) {
       }
     });
 
+    it('re-reads a device it serves when told it changed: a pause takes effect at once', async () => {
+      const clock = new VirtualClock(T0);
+      const t = await openTestDb(backend, (p) => clock.track(p));
+      try {
+        const w = await buildWorld(t.db, { devices: 1, leads: 8, startsAt: new Date(T0), device: { minDelayMs: 60_000, maxDelayMs: 60_000 } }, new Date(T0));
+        const sim = new SimulatorTransport({ clock, seed: 2 });
+        const engine = virtualEngine(t.db, clock, sim);
+        await engine.start();
+        await clock.advanceTo(T0 + 2 * 60_000 + 30_000); // 3 sends
+        const until = T0 + 2 * HOUR_MS;
+        await t.db.query('update devices set paused_until = $2, pause_reason = $3 where id = $1', [w.deviceIds[0], new Date(until), 'paused by the owner']);
+        await t.db.notify(DEVICES_CHANNEL, JSON.stringify({ devices: w.deviceIds }));
+        await runToIdle(clock, engine, sim, T0 + DAY);
+        await stopEngine(clock, engine);
+        assert.equal(sim.attempts.length, 8);
+        assert.ok(sim.attempts.slice(0, 3).every((a) => a.at < T0 + 3 * 60_000));
+        assert.equal(sim.attempts[3]!.at, until, 'the next send waits for the end of the pause');
+        assert.deepEqual(await statusCounts(t.db), { sent: 8 });
+        sim.close();
+      } finally {
+        await t.dispose();
+      }
+    });
+
     it('sends nothing twice when stopped and restarted mid-run', async () => {
       const clock = new VirtualClock(T0);
       const t = await openTestDb(backend, (p) => clock.track(p));
@@ -348,14 +372,8 @@ for (const backend of backends) {
       try {
         await buildWorld(t.db, { devices: 3, leads: 30, startsAt: new Date(T0), device: { minDelayMs: 1000, maxDelayMs: 1000 } }, new Date(T0));
         const sim = new SimulatorTransport({ clock, seed: 8, latency: { minMs: 5000, maxMs: 5000 } });
-        // The same simulator without its proof: like a real network, it cannot say what got out.
-        const blind: Transport = {
-          kind: sim.kind,
-          connect: (d) => sim.connect(d),
-          disconnect: (id) => sim.disconnect(id),
-          send: (m) => sim.send(m),
-          onEvent: (l) => sim.onEvent(l),
-        };
+        // Like a real network, it cannot say what got out.
+        const blind = withoutProof(sim);
         const first = virtualEngine(t.db, clock, blind);
         await first.start();
         await clock.runUntil(T0 + 2_000); // three sends are in flight (5 s latency)
@@ -388,7 +406,7 @@ for (const backend of backends) {
       try {
         await buildWorld(t.db, { devices: 2, leads: 10, startsAt: new Date(T0), delivery: 'at_least_once', device: { minDelayMs: 1000, maxDelayMs: 1000 } }, new Date(T0));
         const sim = new SimulatorTransport({ clock, seed: 8, latency: { minMs: 5000, maxMs: 5000 } });
-        const blind: Transport = { kind: sim.kind, connect: (d) => sim.connect(d), disconnect: (id) => sim.disconnect(id), send: (m) => sim.send(m), onEvent: (l) => sim.onEvent(l) };
+        const blind = withoutProof(sim);
         const first = virtualEngine(t.db, clock, blind);
         await first.start();
         await clock.runUntil(T0 + 2_000);

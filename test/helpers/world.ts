@@ -96,3 +96,14 @@ export async function statusCounts(db: Db): Promise<Record<string, number>> {
   const res = await db.query<{ status: string; n: number }>('select status, count(*)::int as n from messages group by status');
   return Object.fromEntries(res.rows.map((r) => [r.status, r.n]));
 }
+
+/** The same simulator, minus its ability to prove what it sent (as a real network would be). */
+export function withoutProof(sim: SimulatorTransport): Transport {
+  return {
+    kind: sim.kind,
+    connect: (d) => sim.connect(d),
+    disconnect: (id) => sim.disconnect(id),
+    send: (m) => sim.send(m),
+    onEvent: (l) => sim.onEvent(l),
+  };
+}

@@ -8,7 +8,8 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
-import { completeFinishedCampaigns, materialiseCampaign, nextCampaignStart, runningCampaignIds, takeDueCampaigns } from '../store/sql/campaigns.js';
+import { materialiseCampaign, nextCampaignStart, runningCampaignIds, takeDueCampaigns } from '../store/sql/campaigns.js';
+import { closeFinishedCampaigns } from './campaign-completion.js';
 import { loadWindows } from '../store/sql/windows.js';
 import type { Clock } from './clock.js';
 import { CAMPAIGNS_CHANNEL, EngineEvents, WORK_CHANNEL } from './events.js';
@@ -34,9 +35,7 @@ export class CampaignStarter {
     // Campaigns that finished while no process was recording (a crash between the last send and
     // its record, settled since) are closed on start.
     const now = this.clock.now();
-    for (const id of await completeFinishedCampaigns(this.db, await runningCampaignIds(this.db), new Date(now))) {
-      this.events.emit('campaign.completed', { campaignId: id, at: now });
-    }
+    await closeFinishedCampaigns(this.db, this.events, await runningCampaignIds(this.db), now);
     this.done = this.loop();
   }
 
@@ -91,7 +90,7 @@ export class CampaignStarter {
     if (!started) return false;
     this.events.emit('campaign.started', { campaignId: started.id, messages: started.count, at: now });
     this.log.info({ campaign: started.id, messages: started.count }, 'campaign started');
-    if (started.count === 0) await completeFinishedCampaigns(this.db, [started.id], new Date(now));
+    if (started.count === 0) await closeFinishedCampaigns(this.db, this.events, [started.id], now);
     await this.db.notify(WORK_CHANNEL, JSON.stringify({ campaign: started.id }));
     return true;
   }

@@ -51,10 +51,10 @@ import {
   type Receipt,
   type Settlement,
 } from '../store/sql/messages.js';
-import { completeFinishedCampaigns } from '../store/sql/campaigns.js';
 import { loadWindows } from '../store/sql/windows.js';
 import type { Clock } from './clock.js';
-import { DEVICES_CHANNEL, EngineEvents, WORK_CHANNEL } from './events.js';
+import { closeFinishedCampaigns } from './campaign-completion.js';
+import { DEVICES_CHANNEL, deviceIdsOf, EngineEvents, WORK_CHANNEL } from './events.js';
 import {
   drawGap,
   emptyHistory,
@@ -235,21 +235,9 @@ export class Dispatcher {
   }
 
   private onWork(payload: string): void {
-    let ids: number[] | '*' = '*';
-    try {
-      const parsed = JSON.parse(payload) as { devices?: number[] };
-      if (Array.isArray(parsed.devices)) ids = parsed.devices;
-    } catch {
-      // Unknown payloads just mean "look at everything".
-    }
-    if (ids === '*') {
-      for (const s of this.slots.values()) s.headAt = undefined;
-    } else {
-      for (const id of ids) {
-        const s = this.slots.get(id);
-        if (s) s.headAt = undefined;
-      }
-    }
+    const ids = deviceIdsOf(payload);
+    const slots = ids === null ? [...this.slots.values()] : ids.map((id) => this.slots.get(id));
+    for (const s of slots) if (s) s.headAt = undefined;
     this.poke();
   }
 
@@ -258,14 +246,7 @@ export class Dispatcher {
    * for new ones at once instead of at the next lease refresh.
    */
   private onDevicesChanged(payload: string): void {
-    let ids: number[] = [];
-    try {
-      const parsed = JSON.parse(payload) as { devices?: unknown };
-      if (Array.isArray(parsed.devices)) ids = parsed.devices.filter((x): x is number => typeof x === 'number');
-    } catch {
-      // Unknown payloads only mean "look again".
-    }
-    for (const id of ids) {
+    for (const id of deviceIdsOf(payload) ?? []) {
       if (this.slots.has(id)) {
         void this.clock.track(this.reloadDevice(id)).catch((error) => this.events.emit('error', { where: 'reloadDevice', error }));
       }
@@ -512,9 +493,7 @@ export class Dispatcher {
       this.stats.recorded += outcomes.length;
       const now = this.clock.now();
       this.events.emit('outcomes.recorded', { count: outcomes.length, at: now });
-      for (const id of await completeFinishedCampaigns(this.db, campaigns, new Date(now))) {
-        this.events.emit('campaign.completed', { campaignId: id, at: now });
-      }
+      await closeFinishedCampaigns(this.db, this.events, campaigns, now);
     } catch (error) {
       // Keep them: the next flush tries again. Rows stay `sending` meanwhile, which is safe.
       this.outcomes = outcomes.concat(this.outcomes);
@@ -666,9 +645,7 @@ export class Dispatcher {
     await settleInFlight(this.db, settlements);
     // A campaign whose last messages were in flight at the crash is finished now.
     const campaigns = [...new Set(rows.map((r) => r.campaign_id).filter((c): c is number => c !== null))];
-    for (const id of await completeFinishedCampaigns(this.db, campaigns, new Date(now))) {
-      this.events.emit('campaign.completed', { campaignId: id, at: now });
-    }
+    await closeFinishedCampaigns(this.db, this.events, campaigns, now);
     const count = (s: string) => settlements.filter((x) => x.status === s).length;
     this.events.emit('message.recovered', { sent: count('sent'), pending: count('pending'), unknown: count('unknown'), at: now });
     this.log.info({ sent: count('sent'), pending: count('pending'), unknown: count('unknown') }, 'settled messages left in flight');

@@ -35,3 +35,17 @@ export class EngineEvents {
 export const WORK_CHANNEL = 'fleetcast_work';
 export const DEVICES_CHANNEL = 'fleetcast_devices';
 export const CAMPAIGNS_CHANNEL = 'fleetcast_campaigns';
+
+/**
+ * The device ids a notification names (`{"devices": [1, 2]}`), or null when it names none: the
+ * listener then looks at everything it serves.
+ */
+export function deviceIdsOf(payload: string): number[] | null {
+  try {
+    const parsed = JSON.parse(payload) as { devices?: unknown };
+    if (Array.isArray(parsed.devices)) return parsed.devices.filter((x): x is number => typeof x === 'number');
+  } catch {
+    // Not ours to validate: an unknown payload still means "look again".
+  }
+  return null;
+}

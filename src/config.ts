@@ -18,6 +18,16 @@ const schema = z.object({
   /** Simulator: append every send attempt to this file (and prove sends from it after a crash). */
   FLEETCAST_SIMULATOR_LOG: z.string().optional(),
   FLEETCAST_SIMULATOR_LATENCY_MS: z.coerce.number().int().min(0).default(0),
+  /** The first admin, created on a database without accounts (password generated and printed if unset). */
+  FLEETCAST_ADMIN_EMAIL: z.email().default('admin@fleetcast.local'),
+  FLEETCAST_ADMIN_PASSWORD: z.string().min(10, 'at least 10 characters').optional(),
+  /** Behind a reverse proxy: trust its X-Forwarded-For/-Proto (true, or a list of proxy addresses). */
+  FLEETCAST_TRUST_PROXY: z
+    .string()
+    .transform((v) => (v === 'true' ? true : v === 'false' ? false : v))
+    .optional(),
+  FLEETCAST_SESSION_TTL_HOURS: z.coerce.number().min(1).max(24 * 365).default(168),
+  FLEETCAST_IMPORT_MAX_MB: z.coerce.number().int().min(1).default(1024),
 });
 
 export type Config = z.infer<typeof schema>;

@@ -1,22 +1,86 @@
-/** The HTTP server. The engine runs inside it; `GET /healthz` reports both. */
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import type { Engine } from '../engine/engine.js';
+/**
+ * The HTTP server: JSON REST under /api/v1 (zod-validated, described by the OpenAPI document at
+ * /docs/json with an interactive page at /docs) and GET /healthz. The engine runs beside it in the
+ * same process; the server only reads its figures.
+ */
+import fastifyCookie from '@fastify/cookie';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { installAuth } from './auth.js';
+import { installErrorHandling } from './errors.js';
+import { accountRoutes } from './routes/accounts.js';
+import { campaignRoutes } from './routes/campaigns.js';
+import { deviceRoutes } from './routes/devices.js';
+import { leadRoutes } from './routes/leads.js';
+import { sequenceRoutes } from './routes/sequences.js';
+import type { Api, Services } from './types.js';
 
-export function buildServer(engine: Engine): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1_048_576 });
-  app.get('/healthz', async () => {
-    await engine.db.query('select 1');
-    const d = engine.dispatcher;
+export interface ServerOptions {
+  /** Trust X-Forwarded-* from a proxy in front (needed to see HTTPS and client addresses). */
+  trustProxy?: boolean | string | undefined;
+  /** Largest JSON body accepted, in bytes. */
+  bodyLimit?: number | undefined;
+  logger?: FastifyBaseLogger | undefined;
+  version?: string | undefined;
+}
+
+export async function buildServer(s: Services, opts: ServerOptions = {}): Promise<Api> {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: opts.bodyLimit ?? 1_048_576,
+    trustProxy: opts.trustProxy ?? false,
+    // Our ids are numbers in the path; a trailing slash or case difference is not another route.
+    routerOptions: { ignoreTrailingSlash: true },
+    // One line per request would be most of the log at thousands of requests a second; errors are logged.
+    logController: new LogController({ disableRequestLogging: true }),
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandling(app);
+  await app.register(fastifyCookie);
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Fleetcast API',
+        version: opts.version ?? '1',
+        description:
+          'Campaigns, pool campaigns and drip sequences over many paced WhatsApp devices. Authenticate with ' +
+          '`POST /api/v1/auth/login` (a session cookie; writes then need the `X-CSRF-Token` header) or with an ' +
+          'API token as `Authorization: Bearer <token>`. Errors are `{"error": {"code", "message", "details"}}`.',
+      },
+      components: {
+        securitySchemes: {
+          cookieAuth: { type: 'apiKey', in: 'cookie', name: 'fleetcast_session' },
+          bearerAuth: { type: 'http', scheme: 'bearer' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  installAuth(app, s.auth);
+
+  app.get('/healthz', { schema: { hide: true } }, async () => {
+    await s.db.query('select 1');
+    const d = s.engine?.dispatcher;
     return {
       status: 'ok',
-      store: engine.db.profile.kind,
-      devices: d.deviceIds.length,
-      messages: { claimed: d.stats.claimed, sent: d.stats.sent, failed: d.stats.failed, recorded: d.stats.recorded },
+      store: s.db.profile.kind,
+      devices: d?.deviceIds.length ?? 0,
+      messages: d ? { claimed: d.stats.claimed, sent: d.stats.sent, failed: d.stats.failed, recorded: d.stats.recorded } : null,
     };
   });
-  app.setErrorHandler((err: FastifyError, _req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 503;
-    void reply.status(status).send({ error: { code: status === 503 ? 'UNAVAILABLE' : 'BAD_REQUEST', message: err.message } });
-  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  accountRoutes(app, s);
+  deviceRoutes(app, s);
+  leadRoutes(app, s);
+  campaignRoutes(app, s);
+  sequenceRoutes(app, s);
+  await app.ready();
   return app;
 }

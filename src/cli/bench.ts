@@ -1,9 +1,17 @@
 /** `fleetcast bench <name> [options]`: measured figures with the machine they ran on. */
 import { parseArgs } from 'node:util';
 import { benchDispatch, dispatchWorker } from './bench/dispatch.js';
+import { benchLeadList } from './bench/lead-list.js';
 import { machine, printTable } from './bench/report.js';
 
-const USAGE = `usage: fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
+/** Benchmarks with options of their own; each parses its arguments and returns the exit code. */
+const others: Record<string, (args: string[]) => Promise<number>> = {
+  'lead-list': benchLeadList,
+};
+
+const USAGE = `usage: fleetcast bench dispatch|import|lead-list [options]   (fleetcast bench <name> --help)
+
+fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
   --devices N     devices sending at once (default 3000)
   --messages N    messages in the outbox (default 1000000)
   --db            pglite (default, in a temporary data directory) or postgres (DATABASE_URL, or the
@@ -16,6 +24,8 @@ export async function benchCommand(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   // The timed half of `bench dispatch`, in a process of its own (see bench/dispatch.ts).
   if (name === 'dispatch-worker') return dispatchWorker(rest[0] ?? '{}');
+  const other = name === undefined ? undefined : others[name];
+  if (other) return other(rest);
   let parsed;
   try {
     parsed = parseArgs({
@@ -37,7 +47,7 @@ export async function benchCommand(args: string[]): Promise<number> {
   const devices = Number(v.devices);
   const messages = Number(v.messages);
   const errors: string[] = [];
-  if (name !== 'dispatch') errors.push(`unknown benchmark "${name ?? ''}" (known: dispatch)`);
+  if (name !== 'dispatch') errors.push(`unknown benchmark "${name ?? ''}" (known: dispatch, ${Object.keys(others).join(', ')})`);
   if (!Number.isInteger(devices) || devices < 1) errors.push('--devices must be a whole number >= 1');
   if (!Number.isInteger(messages) || messages < 1) errors.push('--messages must be a whole number >= 1');
   if (v.db !== 'pglite' && v.db !== 'postgres') errors.push('--db must be pglite or postgres');

@@ -1,5 +1,9 @@
 /** `fleetcast serve`: the HTTP server with the engine inside it. */
+import { join } from 'node:path';
 import { buildServer } from '../api/server.js';
+import { ensureFirstAdmin } from '../services/accounts/bootstrap.js';
+import { accountHousekeeping } from '../services/accounts/housekeeping.js';
+import { createServices } from '../services/index.js';
 import { loadConfig } from '../config.js';
 import { SystemClock } from '../engine/clock.js';
 import { Engine } from '../engine/engine.js';
@@ -31,7 +35,28 @@ export async function serve(): Promise<void> {
   });
   engine.events.on('error', ({ where, error }) => log.error({ err: error, where }, 'engine error'));
   await engine.start();
-  const app = buildServer(engine);
+  const services = createServices(db, clock, {
+    log,
+    importDir: join(cfg.FLEETCAST_DATA_DIR, 'imports'),
+    importMaxBytes: cfg.FLEETCAST_IMPORT_MAX_MB * 1024 * 1024,
+    owner: `${process.pid}@${process.env.HOSTNAME ?? 'localhost'}`,
+    transports: [...transports.keys()],
+    auth: { sessionTtlMs: cfg.FLEETCAST_SESSION_TTL_HOURS * 3600_000 },
+    engine,
+  });
+  const admin = await ensureFirstAdmin(db, clock, services.passwords, cfg.FLEETCAST_ADMIN_EMAIL, cfg.FLEETCAST_ADMIN_PASSWORD);
+  if (admin) {
+    log.info({ email: admin.email }, 'first admin account created');
+    // The generated password goes to the terminal once and never into the log.
+    if (admin.generatedPassword) {
+      process.stdout.write(`\nAdmin account created: ${admin.email}\nPassword (shown once, change it after signing in): ${admin.generatedPassword}\n\n`);
+    }
+  }
+  const housekeeping = setInterval(() => {
+    accountHousekeeping(db, clock, services.auth.settings.windowMs).catch((err: unknown) => log.error({ err }, 'account housekeeping failed'));
+  }, 10 * 60_000);
+  housekeeping.unref();
+  const app = await buildServer(services, { logger: log, trustProxy: cfg.FLEETCAST_TRUST_PROXY });
   let address: string;
   try {
     address = await app.listen({ port: cfg.PORT, host: cfg.HOST });
@@ -51,6 +76,7 @@ export async function serve(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    clearInterval(housekeeping);
     await app.close();
     await engine.stop();
     simulator.close();

@@ -1,4 +1,5 @@
 import { sql as engine } from './001_engine.js';
+import { sql as accountsLeads } from './002_accounts_leads.js';
 
 export interface Migration {
   version: number;
@@ -7,4 +8,7 @@ export interface Migration {
 }
 
 /** Forward-only: a released migration is never edited; a change is a new, higher number. */
-export const migrations: readonly Migration[] = [{ version: 1, name: 'engine', sql: engine }];
+export const migrations: readonly Migration[] = [
+  { version: 1, name: 'engine', sql: engine },
+  { version: 2, name: 'accounts_leads', sql: accountsLeads },
+];

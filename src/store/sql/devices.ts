@@ -84,3 +84,125 @@ export async function insertDevices(db: Queryable, userId: number, devices: read
   );
   return res.rows.map((r) => r.id).sort((a, b) => a - b);
 }
+
+export interface DeviceRow {
+  id: number;
+  name: string;
+  phone: string | null;
+  transport: string;
+  status: string;
+  min_delay_ms: number;
+  max_delay_ms: number;
+  hourly_limit: number | null;
+  daily_limit: number | null;
+  paused_until: Date | null;
+  pause_reason: string | null;
+  last_seen_at: Date | null;
+  created_at: Date;
+}
+
+const deviceColumns = `d.id, d.name, d.phone, d.transport, d.status, d.min_delay_ms, d.max_delay_ms, d.hourly_limit,
+  d.daily_limit, d.paused_until, d.pause_reason, d.last_seen_at, d.created_at`;
+
+export async function getDevice(db: Queryable, tenantId: number, id: number): Promise<DeviceRow | null> {
+  const res = await db.query<DeviceRow>(
+    `select ${deviceColumns} from devices d where d.user_id = $1 and d.id = $2 and d.deleted_at is null`,
+    [tenantId, id],
+  );
+  return res.rows[0] ?? null;
+}
+
+export async function listDevices(
+  db: Queryable,
+  tenantId: number,
+  scope: number[] | null,
+  page: { after?: number | undefined; limit: number; status?: string | undefined },
+): Promise<DeviceRow[]> {
+  const res = await db.query<DeviceRow>(
+    `select ${deviceColumns} from devices d
+      where d.user_id = $1 and d.deleted_at is null and d.id > $2
+        and ($3::bigint[] is null or d.id = any($3::bigint[]))
+        and ($5::text is null or d.status = $5)
+      order by d.id limit $4`,
+    [tenantId, page.after ?? 0, scope, page.limit, page.status ?? null],
+  );
+  return res.rows;
+}
+
+export interface DeviceChanges {
+  name?: string | undefined;
+  phone?: string | null | undefined;
+  transport?: string | undefined;
+  minDelayMs?: number | undefined;
+  maxDelayMs?: number | undefined;
+  hourlyLimit?: number | null | undefined;
+  dailyLimit?: number | null | undefined;
+  pausedUntil?: Date | null | undefined;
+  pauseReason?: string | null | undefined;
+}
+
+export async function updateDevice(db: Queryable, tenantId: number, id: number, c: DeviceChanges): Promise<DeviceRow | null> {
+  const p: unknown[] = [tenantId, id];
+  const sets: string[] = [];
+  const add = (col: string, v: unknown): void => {
+    p.push(v);
+    sets.push(`${col} = $${p.length}`);
+  };
+  if (c.name !== undefined) add('name', c.name);
+  if (c.phone !== undefined) add('phone', c.phone);
+  if (c.transport !== undefined) add('transport', c.transport);
+  if (c.minDelayMs !== undefined) add('min_delay_ms', c.minDelayMs);
+  if (c.maxDelayMs !== undefined) add('max_delay_ms', c.maxDelayMs);
+  if (c.hourlyLimit !== undefined) add('hourly_limit', c.hourlyLimit);
+  if (c.dailyLimit !== undefined) add('daily_limit', c.dailyLimit);
+  if (c.pausedUntil !== undefined) add('paused_until', c.pausedUntil);
+  if (c.pauseReason !== undefined) add('pause_reason', c.pauseReason);
+  if (sets.length === 0) sets.push('name = d.name');
+  const res = await db.query<DeviceRow>(
+    `update devices d set ${sets.join(', ')} where d.user_id = $1 and d.id = $2 and d.deleted_at is null returning ${deviceColumns}`,
+    p,
+  );
+  return res.rows[0] ?? null;
+}
+
+/** Marks a device deleted, cancels its waiting messages and hands its leads back to the pool. */
+export async function deleteDevice(db: Queryable, tenantId: number, id: number, now: Date): Promise<boolean> {
+  const res = await db.query(
+    `update devices set deleted_at = $3, status = 'offline' where user_id = $1 and id = $2 and deleted_at is null`,
+    [tenantId, id, now],
+  );
+  if (res.rowCount === 0) return false;
+  await db.query(
+    `update messages set status = 'cancelled', error_code = 'device_deleted', finished_at = $2
+      where device_id = $1 and status = 'pending'`,
+    [id, now],
+  );
+  await db.query(`update leads set device_id = null, updated_at = $3 where user_id = $1 and device_id = $2`, [tenantId, id, now]);
+  await db.query(`delete from device_members where device_id = $1`, [id]);
+  return true;
+}
+
+export interface DeviceStats {
+  leads: number;
+  pending: number;
+  sent_today: number;
+  failed_today: number;
+  last_sent_at: string | null;
+}
+
+/** The device's figures; "today" is the owner's local day. */
+export async function deviceStats(db: Queryable, id: number, timeZone: string, now: Date): Promise<DeviceStats> {
+  const res = await db.query<{ leads: number; pending: number; sent_today: number; failed_today: number; last_sent_at: Date | null }>(
+    `with day as (select date_trunc('day', $2::timestamptz at time zone $3) at time zone $3 as start)
+     select (select count(*)::int from leads where device_id = $1) as leads,
+            (select count(*)::int from messages where device_id = $1 and status = 'pending') as pending,
+            (select count(*)::int from messages, day where device_id = $1 and last_attempt_at >= day.start
+                and status in ('sent', 'delivered', 'read')) as sent_today,
+            (select count(*)::int from messages, day where device_id = $1 and last_attempt_at >= day.start
+                and status = 'failed') as failed_today,
+            (select max(sent_at) from messages where device_id = $1 and last_attempt_at is not null) as last_sent_at`,
+    [id, now, timeZone],
+  );
+  const r = res.rows[0]!;
+  return { leads: r.leads, pending: r.pending, sent_today: r.sent_today, failed_today: r.failed_today, last_sent_at: r.last_sent_at?.toISOString() ?? null };
+}

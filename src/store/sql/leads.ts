@@ -74,3 +74,264 @@ export async function generateLeads(
   );
   return res.rowCount;
 }
+
+export interface LeadRow {
+  id: number;
+  device_id: number | null;
+  name: string;
+  phone: string;
+  niches: string[];
+  status: string;
+  triggers: string[];
+  source: string | null;
+  attributes: Record<string, unknown>;
+  opted_out_at: Date | null;
+  last_reply_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export const leadColumns = `l.id, l.device_id, l.name, l.phone, l.niches, l.status, l.triggers, l.source, l.attributes,
+  l.opted_out_at, l.last_reply_at, l.created_at, l.updated_at`;
+
+/**
+ * One page of leads, newest first, after the keyset cursor. Measured on a 1,000,000-lead tenant:
+ * walking leads_user_id_idx backwards and filtering on the way answers a status + niche filter in
+ * about a millisecond, where a bitmap over the GIN index would read every match and sort them.
+ */
+export async function listLeads(
+  db: Queryable,
+  where: string,
+  params: unknown[],
+  before: number | undefined,
+  limit: number,
+): Promise<LeadRow[]> {
+  const p = [...params];
+  let clause = where;
+  if (before !== undefined) {
+    p.push(before);
+    clause += ` and l.id < $${p.length}`;
+  }
+  p.push(limit);
+  const res = await db.query<LeadRow>(
+    `select ${leadColumns} from leads l where ${clause} order by l.id desc limit $${p.length}`,
+    p,
+  );
+  return res.rows;
+}
+
+export async function getLead(db: Queryable, where: string, params: unknown[], id: number): Promise<LeadRow | null> {
+  const p = [...params, id];
+  const res = await db.query<LeadRow>(`select ${leadColumns} from leads l where ${where} and l.id = $${p.length}`, p);
+  return res.rows[0] ?? null;
+}
+
+export interface LeadInput {
+  name?: string | undefined;
+  phone: string;
+  deviceId?: number | null | undefined;
+  niches?: string[] | undefined;
+  status?: string | undefined;
+  triggers?: string[] | undefined;
+  source?: string | null | undefined;
+  attributes?: Record<string, unknown> | undefined;
+}
+
+/**
+ * Creates a lead, or merges into the tenant's lead with the same phone: niches and triggers are
+ * added, attributes merged (new values win), a missing name, source or device filled in; status and
+ * opt-out are left as they are. Running it twice with the same input changes nothing the second
+ * time, which is what makes the intake endpoint safe to retry. `created` tells which happened.
+ */
+export async function upsertLead(db: Queryable, tenantId: number, l: LeadInput, now: Date): Promise<LeadRow & { created: boolean }> {
+  const res = await db.query<LeadRow & { created: boolean }>(
+    `insert into leads as l (user_id, device_id, name, phone, niches, status, triggers, source, attributes, created_at, updated_at)
+     values ($1, $2, coalesce($3, ''), $4, $5, coalesce($6, 'prospect'), $7, $8, $9, $10, $10)
+     on conflict (user_id, phone) do update set
+       name = case when l.name = '' then excluded.name else l.name end,
+       device_id = coalesce(l.device_id, excluded.device_id),
+       niches = array(select distinct unnest(l.niches || excluded.niches) order by 1),
+       triggers = array(select distinct unnest(l.triggers || excluded.triggers) order by 1),
+       source = coalesce(l.source, excluded.source),
+       attributes = l.attributes || excluded.attributes,
+       updated_at = case
+         when (l.name = '' and excluded.name <> '') or (l.device_id is null and excluded.device_id is not null)
+           or not (excluded.niches <@ l.niches) or not (excluded.triggers <@ l.triggers)
+           or (l.source is null and excluded.source is not null) or not (l.attributes @> excluded.attributes)
+         then excluded.updated_at else l.updated_at end
+     returning ${leadColumns}, (xmax = 0) as created`,
+    [
+      tenantId,
+      l.deviceId ?? null,
+      l.name ?? null,
+      l.phone,
+      dedupe(l.niches ?? []),
+      l.status ?? null,
+      dedupe(l.triggers ?? []),
+      l.source ?? null,
+      JSON.stringify(l.attributes ?? {}),
+      now,
+    ],
+  );
+  return res.rows[0]!;
+}
+
+function dedupe(xs: readonly string[]): string[] {
+  return [...new Set(xs)].sort();
+}
+
+export interface LeadChanges {
+  name?: string | undefined;
+  phone?: string | undefined;
+  deviceId?: number | null | undefined;
+  niches?: string[] | undefined;
+  status?: string | undefined;
+  triggers?: string[] | undefined;
+  source?: string | null | undefined;
+  attributes?: Record<string, unknown> | undefined;
+  /** true opts the lead out now (if not already); false clears an opt-out. */
+  optedOut?: boolean | undefined;
+}
+
+export async function updateLead(
+  db: Queryable,
+  where: string,
+  params: unknown[],
+  id: number,
+  c: LeadChanges,
+  now: Date,
+): Promise<LeadRow | null> {
+  const p = [...params];
+  const sets: string[] = [];
+  const add = (col: string, v: unknown, cast = ''): void => {
+    p.push(v);
+    sets.push(`${col} = $${p.length}${cast}`);
+  };
+  if (c.name !== undefined) add('name', c.name);
+  if (c.phone !== undefined) add('phone', c.phone);
+  if (c.deviceId !== undefined) add('device_id', c.deviceId, '::bigint');
+  if (c.niches !== undefined) add('niches', dedupe(c.niches), '::text[]');
+  if (c.status !== undefined) add('status', c.status);
+  if (c.triggers !== undefined) add('triggers', dedupe(c.triggers), '::text[]');
+  if (c.source !== undefined) add('source', c.source);
+  if (c.attributes !== undefined) add('attributes', JSON.stringify(c.attributes), '::jsonb');
+  p.push(now);
+  const nowParam = `$${p.length}`;
+  if (c.optedOut === true) sets.push(`opted_out_at = coalesce(l.opted_out_at, ${nowParam})`);
+  if (c.optedOut === false) sets.push(`opted_out_at = null`);
+  sets.push(`updated_at = ${nowParam}`);
+  p.push(id);
+  const res = await db.query<LeadRow>(
+    `update leads l set ${sets.join(', ')} where ${where} and l.id = $${p.length} returning ${leadColumns}`,
+    p,
+  );
+  return res.rows[0] ?? null;
+}
+
+/** Cancels what waits in the outbox for these leads (opt-out, deletion): one statement. */
+export async function cancelPendingForLeads(db: Queryable, leadIds: readonly number[], code: string, now: Date): Promise<number> {
+  if (leadIds.length === 0) return 0;
+  const res = await db.query(
+    `update messages set status = 'cancelled', error_code = $2, finished_at = $3
+      where lead_id = any($1::bigint[]) and status = 'pending'`,
+    [leadIds, code, now],
+  );
+  return res.rowCount;
+}
+
+/** Cancels what waits in the outbox for every lead the clause selects. */
+export async function cancelPendingForLeadFilter(db: Queryable, where: string, params: unknown[], code: string, now: Date): Promise<number> {
+  const p = [...params, code, now];
+  const res = await db.query(
+    `update messages set status = 'cancelled', error_code = $${p.length - 1}, finished_at = $${p.length}
+      where status = 'pending' and lead_id in (select l.id from leads l where ${where})`,
+    p,
+  );
+  return res.rowCount;
+}
+
+export async function deleteLeads(db: Queryable, where: string, params: unknown[]): Promise<number> {
+  const res = await db.query(`delete from leads l where ${where}`, params);
+  return res.rowCount;
+}
+
+export type BulkLeadOp =
+  | { op: 'set_status'; value: string }
+  | { op: 'add_niches' | 'remove_niches' | 'set_niches' | 'add_triggers' | 'remove_triggers' | 'set_triggers'; values: string[] }
+  | { op: 'assign_device'; device_id: number | null }
+  | { op: 'opt_out' };
+
+/** Applies one change to every lead the clause selects, in one statement; returns how many. */
+export async function bulkUpdateLeads(db: Queryable, where: string, params: unknown[], action: BulkLeadOp, now: Date): Promise<number> {
+  const p = [...params];
+  const v = (x: unknown): string => {
+    p.push(x);
+    return `$${p.length}`;
+  };
+  let set: string;
+  switch (action.op) {
+    case 'set_status':
+      set = `status = ${v(action.value)}`;
+      break;
+    case 'add_niches':
+      set = `niches = array(select distinct unnest(l.niches || ${v(action.values)}::text[]) order by 1)`;
+      break;
+    case 'remove_niches':
+      set = `niches = array(select x from unnest(l.niches) x where x <> all(${v(action.values)}::text[]) order by 1)`;
+      break;
+    case 'set_niches':
+      set = `niches = ${v(dedupe(action.values))}::text[]`;
+      break;
+    case 'add_triggers':
+      set = `triggers = array(select distinct unnest(l.triggers || ${v(action.values)}::text[]) order by 1)`;
+      break;
+    case 'remove_triggers':
+      set = `triggers = array(select x from unnest(l.triggers) x where x <> all(${v(action.values)}::text[]) order by 1)`;
+      break;
+    case 'set_triggers':
+      set = `triggers = ${v(dedupe(action.values))}::text[]`;
+      break;
+    case 'assign_device':
+      set = `device_id = ${v(action.device_id)}::bigint`;
+      break;
+    case 'opt_out':
+      set = `opted_out_at = coalesce(l.opted_out_at, ${v(now)})`;
+      break;
+  }
+  const res = await db.query(`update leads l set ${set}, updated_at = ${v(now)} where ${where}`, p);
+  return res.rowCount;
+}
+
+/**
+ * A realistic population for load tests, in one set-based statement: `count` leads of one tenant
+ * with phones `prefix` + 8 digits. Niches, status, device and pool membership are drawn
+ * independently (hashes of the row number), as they are in real lists: one of `niches` each (a
+ * second on every third lead), 'customer' for about one lead in ten, and about one lead in ten in
+ * the shared pool; the rest round-robin over `deviceIds`.
+ */
+export async function generateLeadPopulation(
+  db: Queryable,
+  userId: number,
+  deviceIds: readonly number[],
+  count: number,
+  phonePrefix: string,
+  niches: readonly string[],
+  now: Date,
+): Promise<number> {
+  const res = await db.query(
+    `insert into leads (user_id, device_id, name, phone, niches, status, triggers, created_at, updated_at)
+     select $1,
+            case when abs(hashint4((g * 4 + 1)::int)) % 10 = 0 then null
+                 else ($2::bigint[])[1 + (g % cardinality($2::bigint[]))] end,
+            'Lead ' || g, $3 || lpad(g::text, 8, '0'),
+            case when g % 3 = 0
+                 then array[($5::text[])[1 + abs(hashint4((g * 4 + 2)::int)) % cardinality($5::text[])],
+                            ($5::text[])[1 + abs(hashint4((g * 4 + 3)::int)) % cardinality($5::text[])]]
+                 else array[($5::text[])[1 + abs(hashint4((g * 4 + 2)::int)) % cardinality($5::text[])]] end,
+            case when abs(hashint4((g * 4)::int)) % 10 = 0 then 'customer' else 'prospect' end,
+            '{}', $6::timestamptz + make_interval(secs => g::float8 / 1000), $6
+       from generate_series(0, $4::bigint - 1) as g`,
+    [userId, deviceIds, phonePrefix, count, niches, now],
+  );
+  return res.rowCount;
+}

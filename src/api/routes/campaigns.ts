@@ -1,0 +1,184 @@
+/** /api/v1/campaigns: one message to a filtered audience, started at a time, paced by the engine. */
+import { z } from 'zod';
+import { DAY_NAMES } from '../../services/campaigns.js';
+import { MESSAGE_STATUSES } from '../../store/sql/campaign-admin.js';
+import { actorOf } from '../auth.js';
+import { errorSchema } from '../errors.js';
+import { cursorOf, emptyReply, id, idParams, nullableTimestamp, page, pageOf, pageQuery, security, stringList, tag, timestamp } from '../schemas.js';
+import type { Api, Services } from '../types.js';
+
+// ---- Shared with the sequences routes ------------------------------------------------------
+
+export const localTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a local time "HH:MM" from 00:00 to 23:59');
+
+export const windowInput = z
+  .strictObject({
+    start: localTime.describe('local time the window opens, "HH:MM"'),
+    end: z
+      .string()
+      .regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'a local time "HH:MM" from 00:00 to 24:00')
+      .describe('local time it closes; before `start` for an overnight window'),
+    days: z.array(z.enum(DAY_NAMES)).min(1).max(7).optional().describe('weekdays it opens on; default every day'),
+    time_zone: z.string().min(1).max(64).optional().describe("IANA zone of the times; default the account's"),
+  })
+  .describe('a daily send window; null sends at any time');
+
+export const windowView = z
+  .object({ start: z.string(), end: z.string(), days: z.array(z.enum(DAY_NAMES)), time_zone: z.string() })
+  .meta({ id: 'SendWindow' });
+
+const mediaType = z.enum(['image', 'video', 'document']);
+
+export const mediaInput = z.strictObject({
+  type: mediaType,
+  url: z.url({ protocol: /^https?$/ }).max(2048),
+  filename: z.string().min(1).max(255).optional(),
+  caption: z.string().max(1024).optional(),
+});
+
+export const mediaView = z
+  .object({ type: mediaType, url: z.string(), filename: z.string().optional(), caption: z.string().optional() })
+  .meta({ id: 'Media' });
+
+export const messageBody = z.string().min(1).max(4096);
+
+// ---- Campaigns ------------------------------------------------------------------------------
+
+const statuses = ['draft', 'scheduled', 'running', 'paused', 'completed', 'cancelled'] as const;
+
+const counts = z.object(Object.fromEntries(MESSAGE_STATUSES.map((s) => [s, z.number().int()])) as Record<(typeof MESSAGE_STATUSES)[number], z.ZodNumber>).meta({ id: 'MessageCounts' });
+
+const campaign = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    body: z.string(),
+    media: mediaView.nullable(),
+    audience: z.object({
+      niches: z.array(z.string()).nullable(),
+      statuses: z.array(z.string()).nullable(),
+      device_ids: z.array(z.number().int()).nullable(),
+      triggers: z.array(z.string()).nullable(),
+    }),
+    starts_at: timestamp,
+    window: windowView.nullable(),
+    delivery: z.enum(['at_most_once', 'at_least_once']),
+    mode: z.enum(['owned', 'pool']),
+    device_hourly_quota: z.number().int().nullable(),
+    device_daily_quota: z.number().int().nullable(),
+    daily_limit: z.number().int().nullable(),
+    status: z.enum(statuses),
+    created_at: timestamp,
+    updated_at: timestamp,
+    started_at: nullableTimestamp,
+    completed_at: nullableTimestamp,
+    counts: counts.optional().describe("the campaign's messages by status; on single-campaign answers only"),
+  })
+  .meta({ id: 'Campaign' });
+
+const tags = z.array(tag).max(100);
+const cap = z.number().int().min(1).max(1_000_000).nullable();
+
+const campaignInput = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  body: messageBody,
+  media: mediaInput.nullable().optional(),
+  audience: z
+    .strictObject({
+      niches: tags.optional().describe('leads with any of these niches'),
+      statuses: tags.optional().describe('leads in any of these statuses'),
+      device_ids: z.array(id).max(1000).optional().describe('leads of these devices'),
+      triggers: tags.optional().describe('leads carrying any of these triggers'),
+    })
+    .optional()
+    .describe('which leads; every given list must match, an empty or missing one matches all'),
+  starts_at: timestamp.optional().describe('when to start; default as soon as scheduled'),
+  window: windowInput.nullable().optional(),
+  delivery: z.enum(['at_most_once', 'at_least_once']).optional().describe('a send cut short by a crash with no proof either way: at_most_once marks it unknown, at_least_once sends it again'),
+  mode: z.enum(['owned', 'pool']).optional(),
+  device_hourly_quota: cap.optional().describe('pool mode: most sends per device per hour'),
+  device_daily_quota: cap.optional().describe('pool mode: most sends per device per day'),
+  daily_limit: cap.optional().describe('most sends of this campaign per day'),
+});
+
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
+
+export function campaignRoutes(app: Api, s: Services): void {
+  app.get('/api/v1/campaigns', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'List campaigns',
+      description: 'Oldest first; `status` takes one or more states (`?status=running,paused`).',
+      security,
+      querystring: z.strictObject({ ...pageQuery, status: stringList.pipe(z.array(z.enum(statuses))).optional() }),
+      response: { 200: page(campaign), ...errors },
+    },
+    handler: async (req) => {
+      const q = req.query;
+      return pageOf(await s.campaigns.list(actorOf(req), { after: cursorOf(q.cursor), limit: q.limit, statuses: q.status }), q.limit);
+    },
+  });
+  app.post('/api/v1/campaigns', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'Create a campaign',
+      description: 'A draft, or scheduled at once with `"schedule": true`.',
+      security,
+      body: campaignInput.extend({ schedule: z.boolean().optional() }),
+      response: { 201: campaign, ...errors },
+    },
+    handler: async (req, reply) => reply.status(201).send(await s.campaigns.create(actorOf(req), req.body)),
+  });
+  app.get('/api/v1/campaigns/:id', {
+    schema: { tags: ['campaigns'], summary: 'Get a campaign', security, params: idParams, response: { 200: campaign, ...errors } },
+    handler: async (req) => s.campaigns.get(actorOf(req), req.params.id),
+  });
+  app.patch('/api/v1/campaigns/:id', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'Change a campaign',
+      description: 'Only a draft or scheduled campaign can change (409 CAMPAIGN_STATE otherwise).',
+      security,
+      params: idParams,
+      body: campaignInput.partial(),
+      response: { 200: campaign, ...errors },
+    },
+    handler: async (req) => s.campaigns.update(actorOf(req), req.params.id, req.body),
+  });
+  app.delete('/api/v1/campaigns/:id', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'Delete a campaign',
+      description: 'Only a draft, completed or cancelled campaign; cancel a live one first. Its sent messages stay in the history.',
+      security,
+      params: idParams,
+      response: { 204: emptyReply, ...errors },
+    },
+    handler: async (req, reply) => {
+      await s.campaigns.delete(actorOf(req), req.params.id);
+      return reply.status(204).send(null);
+    },
+  });
+
+  const action = (name: 'schedule' | 'pause' | 'resume' | 'cancel', summary: string, description: string): void => {
+    app.post(`/api/v1/campaigns/:id/${name}`, {
+      schema: { tags: ['campaigns'], summary, description, security, params: idParams, response: { 200: campaign, ...errors } },
+      handler: async (req) => s.campaigns[name](actorOf(req), req.params.id),
+    });
+  };
+  action('schedule', 'Schedule a draft', 'draft -> scheduled: the engine starts it at `starts_at`.');
+  action('pause', 'Pause a campaign', 'scheduled | running -> paused.');
+  action('resume', 'Resume a paused campaign', 'paused -> running if it had started, else scheduled.');
+  action('cancel', 'Cancel a campaign', 'draft | scheduled | running | paused -> cancelled; its waiting messages are cancelled with it.');
+  app.post('/api/v1/campaigns/:id/clone', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'Copy a campaign',
+      description: 'A new draft with the same content and settings, named "<name> (copy)".',
+      security,
+      params: idParams,
+      response: { 201: campaign, ...errors },
+    },
+    handler: async (req, reply) => reply.status(201).send(await s.campaigns.clone(actorOf(req), req.params.id)),
+  });
+}

@@ -1,0 +1,218 @@
+/**
+ * Campaign statements the API runs: create, read, edit, move between states, clone, delete, count.
+ * Every statement names the tenant, and every state change carries its allowed source states in
+ * its WHERE clause: two requests racing (or a request racing the starter) can never skip a state,
+ * because the loser's guard no longer matches once the winner has committed.
+ */
+import type { Queryable } from '../db.js';
+import type { Audience } from './campaigns.js';
+
+export type CampaignStatus = 'draft' | 'scheduled' | 'running' | 'paused' | 'completed' | 'cancelled';
+export type CampaignMode = 'owned' | 'pool';
+export type Delivery = 'at_most_once' | 'at_least_once';
+
+export interface CampaignRow {
+  id: number;
+  name: string;
+  body: string;
+  media: unknown;
+  audience: Audience;
+  mode: CampaignMode;
+  starts_at: Date;
+  window_id: number | null;
+  delivery: Delivery;
+  device_hourly_quota: number | null;
+  device_daily_quota: number | null;
+  daily_limit: number | null;
+  status: CampaignStatus;
+  created_at: Date;
+  updated_at: Date;
+  started_at: Date | null;
+  completed_at: Date | null;
+  /** The send window's fields (null without one), joined so a view needs no second read. */
+  window_time_zone: string | null;
+  window_start_minute: number | null;
+  window_end_minute: number | null;
+  window_days: number | null;
+}
+
+const columns = `c.id, c.name, c.body, c.media, c.audience, c.mode, c.starts_at, c.window_id, c.delivery,
+  c.device_hourly_quota, c.device_daily_quota, c.daily_limit, c.status, c.created_at, c.updated_at,
+  c.started_at, c.completed_at, w.time_zone as window_time_zone, w.start_minute as window_start_minute,
+  w.end_minute as window_end_minute, w.days as window_days`;
+
+const from = `campaigns c left join send_windows w on w.id = c.window_id`;
+
+export interface CampaignFields {
+  name: string;
+  body: string;
+  /** Stored as the transport reads it (see MediaRef); null: text only. */
+  media: unknown;
+  audience: Audience;
+  mode: CampaignMode;
+  startsAt: Date;
+  windowId: number | null;
+  delivery: Delivery;
+  deviceHourlyQuota: number | null;
+  deviceDailyQuota: number | null;
+  dailyLimit: number | null;
+}
+
+const json = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
+
+export async function insertCampaignRow(db: Queryable, tenantId: number, f: CampaignFields, status: 'draft' | 'scheduled', now: Date): Promise<number> {
+  const res = await db.query<{ id: number }>(
+    `insert into campaigns (user_id, name, body, media, audience, mode, starts_at, window_id, delivery,
+                            device_hourly_quota, device_daily_quota, daily_limit, status, created_at, updated_at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) returning id`,
+    [
+      tenantId,
+      f.name,
+      f.body,
+      json(f.media),
+      JSON.stringify(f.audience),
+      f.mode,
+      f.startsAt,
+      f.windowId,
+      f.delivery,
+      f.deviceHourlyQuota,
+      f.deviceDailyQuota,
+      f.dailyLimit,
+      status,
+      now,
+    ],
+  );
+  return res.rows[0]!.id;
+}
+
+export async function getCampaignRow(db: Queryable, tenantId: number, id: number): Promise<CampaignRow | null> {
+  const res = await db.query<CampaignRow>(`select ${columns} from ${from} where c.user_id = $1 and c.id = $2`, [tenantId, id]);
+  return res.rows[0] ?? null;
+}
+
+export async function listCampaignRows(
+  db: Queryable,
+  tenantId: number,
+  page: { after?: number | undefined; limit: number; statuses?: readonly string[] | undefined },
+): Promise<CampaignRow[]> {
+  const p: unknown[] = [tenantId, page.after ?? 0, page.limit];
+  let filter = '';
+  if (page.statuses?.length) {
+    p.push(page.statuses);
+    filter = ` and c.status = any($${p.length}::text[])`;
+  }
+  const res = await db.query<CampaignRow>(
+    `select ${columns} from ${from} where c.user_id = $1 and c.id > $2${filter} order by c.id limit $3`,
+    p,
+  );
+  return res.rows;
+}
+
+/**
+ * Applies the set fields if the campaign is still in one of `editable`; false when it is missing or
+ * has moved on (the caller reads it again to tell which).
+ */
+export async function updateCampaignRow(
+  db: Queryable,
+  tenantId: number,
+  id: number,
+  f: Partial<CampaignFields>,
+  editable: readonly CampaignStatus[],
+  now: Date,
+): Promise<boolean> {
+  const p: unknown[] = [tenantId, id, editable, now];
+  const sets = ['updated_at = $4'];
+  const add = (col: string, v: unknown): void => {
+    p.push(v);
+    sets.push(`${col} = $${p.length}`);
+  };
+  if (f.name !== undefined) add('name', f.name);
+  if (f.body !== undefined) add('body', f.body);
+  if (f.media !== undefined) add('media', json(f.media));
+  if (f.audience !== undefined) add('audience', JSON.stringify(f.audience));
+  if (f.mode !== undefined) add('mode', f.mode);
+  if (f.startsAt !== undefined) add('starts_at', f.startsAt);
+  if (f.windowId !== undefined) add('window_id', f.windowId);
+  if (f.delivery !== undefined) add('delivery', f.delivery);
+  if (f.deviceHourlyQuota !== undefined) add('device_hourly_quota', f.deviceHourlyQuota);
+  if (f.deviceDailyQuota !== undefined) add('device_daily_quota', f.deviceDailyQuota);
+  if (f.dailyLimit !== undefined) add('daily_limit', f.dailyLimit);
+  const res = await db.query(
+    `update campaigns set ${sets.join(', ')} where user_id = $1 and id = $2 and status = any($3::text[])`,
+    p,
+  );
+  return res.rowCount > 0;
+}
+
+/**
+ * Moves the campaign from one of `from` to `to`; false when it is missing or in another state.
+ * `to` 'resumed' means back to where a pause found it: running if it had started, else scheduled.
+ */
+export async function transitionCampaign(
+  db: Queryable,
+  tenantId: number,
+  id: number,
+  from: readonly CampaignStatus[],
+  to: CampaignStatus | 'resumed',
+  now: Date,
+): Promise<CampaignStatus | null> {
+  const target = to === 'resumed' ? `case when started_at is null then 'scheduled' else 'running' end` : '$5::text';
+  const res = await db.query<{ status: CampaignStatus }>(
+    `update campaigns set status = ${target}, updated_at = $4
+      where user_id = $1 and id = $2 and status = any($3::text[]) returning status`,
+    to === 'resumed' ? [tenantId, id, from, now] : [tenantId, id, from, now, to],
+  );
+  return res.rows[0]?.status ?? null;
+}
+
+/** Cancels the campaign's messages still waiting; rows already in flight go out as they are. */
+export async function cancelCampaignMessages(db: Queryable, campaignId: number, now: Date): Promise<number> {
+  const res = await db.query(
+    `update messages set status = 'cancelled', error_code = 'campaign_cancelled', finished_at = $2
+      where campaign_id = $1 and status = 'pending'`,
+    [campaignId, now],
+  );
+  return res.rowCount;
+}
+
+/** A new draft with the campaign's content and settings; null when the source is not the tenant's. */
+export async function cloneCampaignRow(db: Queryable, tenantId: number, id: number, now: Date): Promise<number | null> {
+  // The name is cut so the copy still fits the API's 200-character limit.
+  const res = await db.query<{ id: number }>(
+    `insert into campaigns (user_id, name, body, media, audience, mode, starts_at, window_id, delivery,
+                            device_hourly_quota, device_daily_quota, daily_limit, status, created_at, updated_at)
+     select user_id, left(name, 193) || ' (copy)', body, media, audience, mode, starts_at, window_id, delivery,
+            device_hourly_quota, device_daily_quota, daily_limit, 'draft', $3, $3
+       from campaigns where user_id = $1 and id = $2
+     returning id`,
+    [tenantId, id, now],
+  );
+  return res.rows[0]?.id ?? null;
+}
+
+/**
+ * Deletes the campaign if it is in one of `deletable`. Its outbox rows stay: they are the history
+ * of what was sent, and the outbox has no foreign keys on purpose.
+ */
+export async function deleteCampaignRow(db: Queryable, tenantId: number, id: number, deletable: readonly CampaignStatus[]): Promise<boolean> {
+  const res = await db.query(`delete from campaigns where user_id = $1 and id = $2 and status = any($3::text[])`, [tenantId, id, deletable]);
+  return res.rowCount > 0;
+}
+
+export const MESSAGE_STATUSES = ['pending', 'sending', 'sent', 'delivered', 'read', 'failed', 'cancelled', 'skipped', 'unknown'] as const;
+export type MessageCounts = Record<(typeof MESSAGE_STATUSES)[number], number>;
+
+export function zeroCounts(): MessageCounts {
+  return Object.fromEntries(MESSAGE_STATUSES.map((s) => [s, 0])) as MessageCounts;
+}
+
+/** The campaign's outbox rows by status, in one grouped pass over its rows. */
+export async function campaignMessageCounts(db: Queryable, tenantId: number, campaignId: number): Promise<MessageCounts> {
+  const res = await db.query<{ status: keyof MessageCounts; n: number }>(
+    `select status, count(*)::int as n from messages where campaign_id = $1 and user_id = $2 group by status`,
+    [campaignId, tenantId],
+  );
+  const counts = zeroCounts();
+  for (const r of res.rows) counts[r.status] = r.n;
+  return counts;
+}

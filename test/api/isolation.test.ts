@@ -1,0 +1,252 @@
+/**
+ * Tenant isolation, proven by walking the OpenAPI document: every route and verb is called with a
+ * second tenant's credentials against the first tenant's resources, and must answer as if they did
+ * not exist (404), change nothing, and list none of them. A route missing from the table below
+ * fails the test, so a new route cannot ship without joining the walk.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { backends } from '../helpers/db.js';
+import { json, login, openApi, tenant, type Caller, type TestApi } from '../helpers/api.js';
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+interface Ids {
+  device: number;
+  lead: number;
+  token: number;
+  member: number;
+  import: number;
+  campaign: number;
+  sequence: number;
+  step: number;
+  user: number;
+}
+
+/**
+ * What B sends to each route: a body valid in every respect but ownership, so that only the
+ * tenant check can refuse it. `expect` is the status B must get; list routes are checked for leaks.
+ */
+interface Probe {
+  body?: (a: Ids) => unknown;
+  query?: (a: Ids) => string;
+  expect: number | number[];
+  /** GET lists: the response must hold none of A's ids. */
+  list?: boolean;
+  contentType?: string;
+}
+
+const probes: Record<string, Probe> = {
+  'POST /api/v1/auth/login': { body: () => ({ email: 'nobody-here@example.test', password: 'wrong password' }), expect: 401 },
+  'POST /api/v1/auth/logout': { expect: 204 },
+  'GET /api/v1/me': { expect: 200 },
+  'PATCH /api/v1/me': { body: () => ({ name: 'B' }), expect: 200 },
+  'POST /api/v1/me/password': { body: () => ({ current_password: 'not the password', new_password: 'some new password' }), expect: 401 },
+
+  'GET /api/v1/tokens': { expect: 200, list: true },
+  'POST /api/v1/tokens': { body: () => ({ name: 'b token' }), expect: 201 },
+  'GET /api/v1/tokens/{id}': { expect: 404 },
+  'DELETE /api/v1/tokens/{id}': { expect: 404 },
+
+  'GET /api/v1/members': { expect: 200, list: true },
+  'POST /api/v1/members': { body: (a) => ({ email: `b-member-${a.device}@example.test`, password: 'member password', device_ids: [a.device] }), expect: 404 },
+  'GET /api/v1/members/{id}': { expect: 404 },
+  'PATCH /api/v1/members/{id}': { body: () => ({ name: 'taken over', disabled: true }), expect: 404 },
+  'PUT /api/v1/members/{id}/devices': { body: () => ({ device_ids: [] }), expect: 404 },
+  'DELETE /api/v1/members/{id}': { expect: 404 },
+
+  // Accounts are an admin's business: a member is refused before anything is looked up.
+  'GET /api/v1/users': { expect: 403 },
+  'POST /api/v1/users': { body: () => ({ email: 'new-by-b@example.test', password: 'long enough pw' }), expect: 403 },
+  'GET /api/v1/users/{id}': { expect: 403 },
+  'PATCH /api/v1/users/{id}': { body: () => ({ disabled: true }), expect: 403 },
+  'DELETE /api/v1/users/{id}': { expect: 403 },
+
+  'GET /api/v1/devices': { expect: 200, list: true },
+  'POST /api/v1/devices': { body: () => ({ name: 'b device' }), expect: 201 },
+  'GET /api/v1/devices/{id}': { expect: 404 },
+  'PATCH /api/v1/devices/{id}': { body: () => ({ name: 'taken over', hourly_limit: 1 }), expect: 404 },
+  'DELETE /api/v1/devices/{id}': { expect: 404 },
+  'POST /api/v1/devices/{id}/pause': { body: () => ({ reason: 'sabotage' }), expect: 404 },
+  'POST /api/v1/devices/{id}/resume': { expect: 404 },
+  'GET /api/v1/devices/{id}/stats': { expect: 404 },
+
+  'GET /api/v1/leads': { expect: 200, list: true },
+  'POST /api/v1/leads': { body: (a) => ({ phone: '+60129990001', device_id: a.device }), expect: 404 },
+  'POST /api/v1/leads/bulk': { body: (a) => ({ ids: [a.lead], action: { op: 'delete' } }), expect: 200 },
+  'GET /api/v1/leads/{id}': { expect: 404 },
+  'PATCH /api/v1/leads/{id}': { body: () => ({ status: 'customer', opted_out: true }), expect: 404 },
+  'DELETE /api/v1/leads/{id}': { expect: 404 },
+
+  'GET /api/v1/campaigns': { expect: 200, list: true },
+  'POST /api/v1/campaigns': {
+    body: (a) => ({ name: 'b campaign', body: 'hi', starts_at: '2026-04-01T09:00:00Z', audience: { device_ids: [a.device] } }),
+    expect: 404,
+  },
+  'GET /api/v1/campaigns/{id}': { expect: 404 },
+  'PATCH /api/v1/campaigns/{id}': { body: () => ({ name: 'taken over' }), expect: 404 },
+  'DELETE /api/v1/campaigns/{id}': { expect: 404 },
+  'POST /api/v1/campaigns/{id}/schedule': { expect: 404 },
+  'POST /api/v1/campaigns/{id}/pause': { expect: 404 },
+  'POST /api/v1/campaigns/{id}/resume': { expect: 404 },
+  'POST /api/v1/campaigns/{id}/cancel': { expect: 404 },
+  'POST /api/v1/campaigns/{id}/clone': { expect: 404 },
+
+  'GET /api/v1/sequences': { expect: 200, list: true },
+  'POST /api/v1/sequences': { body: (a) => ({ name: 'b sequence', trigger: 'b_trigger', next_sequence_id: a.sequence }), expect: 404 },
+  'GET /api/v1/sequences/{id}': { expect: 404 },
+  'PATCH /api/v1/sequences/{id}': { body: () => ({ name: 'taken over' }), expect: 404 },
+  'DELETE /api/v1/sequences/{id}': { expect: 404 },
+  'POST /api/v1/sequences/{id}/pause': { expect: 404 },
+  'POST /api/v1/sequences/{id}/resume': { expect: 404 },
+  'GET /api/v1/sequences/{id}/steps': { expect: 404 },
+  'POST /api/v1/sequences/{id}/steps': { body: () => ({ delay_minutes: 60, body: 'hello' }), expect: 404 },
+  'GET /api/v1/sequences/{id}/steps/{stepId}': { expect: 404 },
+  'PATCH /api/v1/sequences/{id}/steps/{stepId}': { body: () => ({ body: 'taken over' }), expect: 404 },
+  'DELETE /api/v1/sequences/{id}/steps/{stepId}': { expect: 404 },
+};
+
+function fill(path: string, a: Ids): string {
+  const collection = /^\/api\/v1\/(leads\/imports|[a-z]+)/.exec(path)?.[1];
+  const byCollection: Record<string, number> = {
+    devices: a.device,
+    leads: a.lead,
+    'leads/imports': a.import,
+    tokens: a.token,
+    members: a.member,
+    users: a.user,
+    campaigns: a.campaign,
+    sequences: a.sequence,
+  };
+  return path.replace('{id}', String(byCollection[collection ?? ''] ?? 0)).replace('{stepId}', String(a.step));
+}
+
+/** Every row the tenant owns, as text, to prove the walk changed none of them. */
+async function snapshot(api: TestApi, userId: number): Promise<string> {
+  const q = async (sql: string) => JSON.stringify((await api.t.db.query(sql, [userId])).rows);
+  return [
+    await q(`select * from users where id = $1 or parent_id = $1 order by id`),
+    await q(`select * from devices where user_id = $1 order by id`),
+    await q(`select * from leads where user_id = $1 order by id`),
+    await q(`select * from campaigns where user_id = $1 order by id`),
+    await q(`select * from sequences where user_id = $1 order by id`),
+    await q(`select s.* from sequence_steps s join sequences q on q.id = s.sequence_id where q.user_id = $1 order by s.id`),
+    await q(`select id, name, revoked_at from api_tokens where user_id = $1 order by id`),
+    await q(`select * from lead_imports where user_id = $1 order by id`),
+    await q(`select * from device_members dm where dm.user_id in (select id from users where parent_id = $1) order by 1, 2`),
+    await q(`select * from messages where user_id = $1 order by id`),
+  ].join('\n');
+}
+
+for (const backend of backends) {
+  describe(`tenant isolation walk over the OpenAPI document (${backend})`, () => {
+    let api: TestApi;
+    let a: Caller;
+    let ids: Ids;
+    before(async () => {
+      api = await openApi(backend);
+      a = await tenant(api);
+      const ok = async (res: import('fastify').LightMyRequestResponse) => {
+        assert.ok(res.statusCode < 300, `${res.statusCode} ${res.body}`);
+        return json(res).id as number;
+      };
+      const device = await ok(await a.call('POST', '/api/v1/devices', { name: 'A device' }));
+      const lead = await ok(await a.call('POST', '/api/v1/leads', { phone: '+60123000001', device_id: device, triggers: ['a_trigger'] }));
+      const token = await ok(await a.call('POST', '/api/v1/tokens', { name: 'A token' }));
+      const member = await ok(await a.call('POST', '/api/v1/members', { email: `a-member-${a.userId}@example.test`, password: 'member password', device_ids: [device] }));
+      const campaign = await ok(await a.call('POST', '/api/v1/campaigns', { name: 'A campaign', body: 'Hi {name}', starts_at: '2026-04-01T09:00:00Z', audience: { device_ids: [device] } }));
+      const sequence = await ok(await a.call('POST', '/api/v1/sequences', { name: 'A sequence', trigger: 'a_trigger' }));
+      const step = await ok(await a.call('POST', `/api/v1/sequences/${sequence}/steps`, { delay_minutes: 0, body: 'Welcome' }));
+      ids = { device, lead, token, member, import: 0, campaign, sequence, step, user: a.userId };
+    });
+    after(() => api.dispose());
+
+    it('covers every route of the document', async () => {
+      const doc = json(await api.app.inject({ method: 'GET', url: '/openapi.json' }));
+      const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) =>
+        Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`),
+      );
+      const missing = routes.filter((r) => r.includes(' /api/') && !(r in probes));
+      assert.deepEqual(missing, [], 'routes without an isolation probe');
+      const stale = Object.keys(probes).filter((r) => !routes.includes(r));
+      assert.deepEqual(stale, [], 'probes for routes that no longer exist');
+    });
+
+    for (const via of ['token', 'cookie'] as const) {
+      it(`a second tenant (${via}) gets 404 for every resource of the first, and changes nothing`, async () => {
+        const b = await tenant(api);
+        await b.call('POST', '/api/v1/devices', { name: 'B device' });
+        let cookieHeaders: Record<string, string> = {};
+        if (via === 'cookie') {
+          const s = await login(api, b.email, b.password);
+          cookieHeaders = { cookie: s.cookie, 'x-csrf-token': s.csrf };
+        }
+        const before = await snapshot(api, a.userId);
+        const doc = json(await api.app.inject({ method: 'GET', url: '/openapi.json' }));
+        const failures: string[] = [];
+        for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
+          for (const m of Object.keys(ops)) {
+            const key = `${m.toUpperCase()} ${path}`;
+            const probe = probes[key];
+            if (!probe) continue;
+            // Signing out would end B's cookie session halfway through the walk: it goes last.
+            if (key === 'POST /api/v1/auth/logout') continue;
+            const url = fill(path, ids) + (probe.query?.(ids) ?? '');
+            const body = probe.body?.(ids);
+            const headers: Record<string, string> = via === 'token' ? { authorization: `Bearer ${b.token}` } : { ...cookieHeaders };
+            if (probe.contentType) headers['content-type'] = probe.contentType;
+            const res = await api.app.inject({
+              method: m.toUpperCase() as Method,
+              url,
+              headers,
+              ...(body === undefined ? {} : { payload: body as string }),
+            });
+            const expected = Array.isArray(probe.expect) ? probe.expect : [probe.expect];
+            if (!expected.includes(res.statusCode)) failures.push(`${key} -> ${res.statusCode} ${res.body.slice(0, 200)}`);
+            if (res.statusCode === 404 && json(res).error?.code === 'ROUTE_NOT_FOUND') failures.push(`${key}: route not found (${url})`);
+            if (probe.list && res.statusCode === 200) {
+              // Ids are per table: A's row of this collection must not be in B's list.
+              const own = Number(fill(`${path}/{id}`, ids).split('/').pop());
+              const data = (json(res).data ?? []) as { id: number }[];
+              if (data.some((r) => r.id === own)) failures.push(`${key} lists the first tenant's row ${own}`);
+            }
+          }
+        }
+        assert.deepEqual(failures, []);
+        assert.equal(await snapshot(api, a.userId), before, "the first tenant's rows are untouched");
+      });
+    }
+
+    it('lists and exports show a second tenant none of the first tenant’s rows', async () => {
+      const b = await tenant(api);
+      const get = async (url: string) => {
+        const res = await b.call('GET', url);
+        assert.equal(res.statusCode, 200, `${url}: ${res.body}`);
+        return res;
+      };
+      assert.deepEqual(json(await get('/api/v1/devices')).data, []);
+      assert.deepEqual(json(await get('/api/v1/leads?limit=500')).data, []);
+      assert.deepEqual(json(await get(`/api/v1/leads?device_id=${ids.device}`)).data, []);
+      assert.deepEqual(json(await get('/api/v1/leads?q=60123')).data, []);
+      assert.deepEqual(json(await get('/api/v1/campaigns')).data, []);
+      assert.deepEqual(json(await get('/api/v1/sequences')).data, []);
+      assert.deepEqual(json(await get('/api/v1/members')).data, []);
+      assert.deepEqual(json(await get('/api/v1/tokens')).data.map((t: { name: string }) => t.name), ['test']);
+      const bulk = await b.call('POST', '/api/v1/leads/bulk', { filter: {}, action: { op: 'set_status', value: 'stolen' } });
+      assert.equal(json(bulk).affected, 0);
+      const aLeads = await api.t.db.query<{ status: string }>(`select status from leads where user_id = $1`, [a.userId]);
+      assert.ok(aLeads.rows.every((r) => r.status !== 'stolen'));
+    });
+
+    it('a team member of the first tenant sees none of another tenant', async () => {
+      const other = await tenant(api);
+      const od = json(await other.call('POST', '/api/v1/devices', { name: 'other' })).id as number;
+      const ol = json(await other.call('POST', '/api/v1/leads', { phone: '+60123000077', device_id: od })).id as number;
+      const s = await login(api, `a-member-${a.userId}@example.test`, 'member password');
+      const get = (url: string) => api.app.inject({ method: 'GET', url, headers: { cookie: s.cookie } });
+      assert.equal((await get(`/api/v1/devices/${od}`)).statusCode, 404);
+      assert.equal((await get(`/api/v1/leads/${ol}`)).statusCode, 404);
+      assert.deepEqual(json(await get('/api/v1/leads')).data.map((l: { id: number }) => l.id), [ids.lead]);
+    });
+  });
+}

@@ -13,6 +13,7 @@ import { installErrorHandling } from './errors.js';
 import { accountRoutes } from './routes/accounts.js';
 import { campaignRoutes } from './routes/campaigns.js';
 import { deviceRoutes } from './routes/devices.js';
+import { importRoutes } from './routes/imports.js';
 import { leadRoutes } from './routes/leads.js';
 import { sequenceRoutes } from './routes/sequences.js';
 import type { Api, Services } from './types.js';
@@ -79,6 +80,7 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   accountRoutes(app, s);
   deviceRoutes(app, s);
   leadRoutes(app, s);
+  importRoutes(app, s);
   campaignRoutes(app, s);
   sequenceRoutes(app, s);
   await app.ready();

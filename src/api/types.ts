@@ -8,6 +8,7 @@ import type { TokenService } from '../services/accounts/tokens.js';
 import type { UserService } from '../services/accounts/users.js';
 import type { CampaignService } from '../services/campaigns.js';
 import type { DeviceService } from '../services/devices.js';
+import type { LeadImports } from '../services/leads/import/service.js';
 import type { LeadService } from '../services/leads/leads.js';
 import type { SequenceService } from '../services/sequences.js';
 import type { Db } from '../store/db.js';
@@ -22,6 +23,7 @@ export interface Services {
   tokens: TokenService;
   devices: DeviceService;
   leads: LeadService;
+  imports: LeadImports;
   campaigns: CampaignService;
   sequences: SequenceService;
   /** The engine running in this process, for health figures; absent in API-only tests. */

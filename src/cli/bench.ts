@@ -1,11 +1,13 @@
 /** `fleetcast bench <name> [options]`: measured figures with the machine they ran on. */
 import { parseArgs } from 'node:util';
 import { benchDispatch, dispatchWorker } from './bench/dispatch.js';
+import { benchImport } from './bench/import.js';
 import { benchLeadList } from './bench/lead-list.js';
 import { machine, printTable } from './bench/report.js';
 
 /** Benchmarks with options of their own; each parses its arguments and returns the exit code. */
 const others: Record<string, (args: string[]) => Promise<number>> = {
+  import: benchImport,
   'lead-list': benchLeadList,
 };
 

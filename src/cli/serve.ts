@@ -52,6 +52,8 @@ export async function serve(): Promise<void> {
       process.stdout.write(`\nAdmin account created: ${admin.email}\nPassword (shown once, change it after signing in): ${admin.generatedPassword}\n\n`);
     }
   }
+  const interrupted = await services.imports.recoverInterrupted();
+  if (interrupted > 0) log.warn({ imports: interrupted }, 'lead imports interrupted by a stop were marked failed');
   const housekeeping = setInterval(() => {
     accountHousekeeping(db, clock, services.auth.settings.windowMs).catch((err: unknown) => log.error({ err }, 'account housekeeping failed'));
   }, 10 * 60_000);
@@ -78,6 +80,7 @@ export async function serve(): Promise<void> {
     log.info({ signal }, 'shutting down');
     clearInterval(housekeeping);
     await app.close();
+    await services.imports.close();
     await engine.stop();
     simulator.close();
     await db.close();

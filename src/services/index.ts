@@ -9,6 +9,7 @@ import { TokenService } from './accounts/tokens.js';
 import { UserService } from './accounts/users.js';
 import { CampaignService } from './campaigns.js';
 import { DeviceService } from './devices.js';
+import { LeadImports } from './leads/import/service.js';
 import { LeadService } from './leads/leads.js';
 import { SequenceService } from './sequences.js';
 import type { Services } from '../api/types.js';
@@ -39,6 +40,7 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
     tokens: new TokenService(db, clock, authChanged),
     devices: new DeviceService(db, clock, o.transports, authChanged),
     leads: new LeadService(db, clock),
+    imports: new LeadImports({ db, clock, log: o.log, dir: o.importDir, owner: o.owner, ...(o.importMaxBytes ? { maxBytes: o.importMaxBytes } : {}) }),
     campaigns: new CampaignService(db, clock),
     sequences: new SequenceService(db, clock),
     engine: o.engine,

@@ -77,6 +77,11 @@ const probes: Record<string, Probe> = {
   'GET /api/v1/leads/{id}': { expect: 404 },
   'PATCH /api/v1/leads/{id}': { body: () => ({ status: 'customer', opted_out: true }), expect: 404 },
   'DELETE /api/v1/leads/{id}': { expect: 404 },
+  'GET /api/v1/leads/export': { expect: 200 },
+  'GET /api/v1/leads/imports': { expect: 200, list: true },
+  'POST /api/v1/leads/imports': { query: (a) => `?device_id=${a.device}`, body: () => 'phone\n+60129990002\n', contentType: 'text/csv', expect: 404 },
+  'GET /api/v1/leads/imports/{id}': { expect: 404 },
+  'GET /api/v1/leads/imports/{id}/errors': { expect: 404 },
 
   'GET /api/v1/campaigns': { expect: 200, list: true },
   'POST /api/v1/campaigns': {
@@ -154,10 +159,18 @@ for (const backend of backends) {
       const lead = await ok(await a.call('POST', '/api/v1/leads', { phone: '+60123000001', device_id: device, triggers: ['a_trigger'] }));
       const token = await ok(await a.call('POST', '/api/v1/tokens', { name: 'A token' }));
       const member = await ok(await a.call('POST', '/api/v1/members', { email: `a-member-${a.userId}@example.test`, password: 'member password', device_ids: [device] }));
+      const imp = await api.app.inject({
+        method: 'POST',
+        url: '/api/v1/leads/imports',
+        headers: { authorization: `Bearer ${a.token}`, 'content-type': 'text/csv' },
+        payload: 'name,phone\nImported,+60123000002\n',
+      });
+      const importId = await ok(imp);
+      await api.services.imports.idle();
       const campaign = await ok(await a.call('POST', '/api/v1/campaigns', { name: 'A campaign', body: 'Hi {name}', starts_at: '2026-04-01T09:00:00Z', audience: { device_ids: [device] } }));
       const sequence = await ok(await a.call('POST', '/api/v1/sequences', { name: 'A sequence', trigger: 'a_trigger' }));
       const step = await ok(await a.call('POST', `/api/v1/sequences/${sequence}/steps`, { delay_minutes: 0, body: 'Welcome' }));
-      ids = { device, lead, token, member, import: 0, campaign, sequence, step, user: a.userId };
+      ids = { device, lead, token, member, import: importId, campaign, sequence, step, user: a.userId };
     });
     after(() => api.dispose());
 
@@ -231,6 +244,9 @@ for (const backend of backends) {
       assert.deepEqual(json(await get('/api/v1/campaigns')).data, []);
       assert.deepEqual(json(await get('/api/v1/sequences')).data, []);
       assert.deepEqual(json(await get('/api/v1/members')).data, []);
+      assert.deepEqual(json(await get('/api/v1/leads/imports')).data, []);
+      const csv = (await get('/api/v1/leads/export')).body;
+      assert.ok(!csv.includes('+60123000001') && !csv.includes('+60123000002'), csv);
       assert.deepEqual(json(await get('/api/v1/tokens')).data.map((t: { name: string }) => t.name), ['test']);
       const bulk = await b.call('POST', '/api/v1/leads/bulk', { filter: {}, action: { op: 'set_status', value: 'stolen' } });
       assert.equal(json(bulk).affected, 0);

@@ -66,6 +66,7 @@ export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSetti
     importDir,
     dispose: async () => {
       await app.close();
+      await services.imports.close();
       await t.dispose();
       rmSync(importDir, { recursive: true, force: true });
     },

@@ -15,18 +15,31 @@ const NOW = new Date('2026-03-06T12:00:00Z');
 const LATER = new Date('2026-03-07T08:30:00Z');
 
 const ENGINE_TABLES = [
+  'api_tokens',
   'campaigns',
   'device_leases',
+  'device_members',
   'devices',
   'enrollments',
+  'idempotency_keys',
+  'lead_import_errors',
+  'lead_imports',
   'leads',
+  'login_throttle',
   'messages',
   'schema_migrations',
   'send_windows',
   'sequence_steps',
   'sequences',
+  'sessions',
   'users',
 ];
+
+/** Every released version; the test migrations below come after the last of them. */
+const RELEASED = migrations.map((m) => m.version);
+const NEXT = Math.max(...RELEASED) + 1;
+/** What the test template recorded (it was migrated at this time). */
+const TEMPLATE_RECORD = migrations.map((m) => ({ version: m.version, name: m.name, applied_at: new Date('2026-01-01T00:00:00Z') }));
 
 interface Fresh {
   db: Db;
@@ -98,9 +111,9 @@ for (const backend of backends) {
       const f = await freshSchema(backend);
       try {
         assert.deepEqual(await tables(f.db), []);
-        assert.deepEqual(await migrate(f.db, NOW), [1]);
+        assert.deepEqual(await migrate(f.db, NOW), RELEASED);
         assert.deepEqual(await tables(f.db), ENGINE_TABLES);
-        assert.deepEqual(await recorded(f.db), [{ version: 1, name: 'engine', applied_at: NOW }]);
+        assert.deepEqual(await recorded(f.db), ENGINE_RECORD);
       } finally {
         await f.dispose();
       }
@@ -122,17 +135,17 @@ for (const backend of backends) {
     it('applies only new versions, in version order whatever the list order', async () => {
       const t = await openTestDb(backend);
       try {
-        // Version 3 needs version 2's table: given first, it must still run second.
+        // The second new version needs the first one's table: given first, it must still run second.
         const list: Migration[] = [
-          { version: 3, name: 'tags index', sql: 'create index lead_tags_tag_idx on lead_tags (tag)' },
+          { version: NEXT + 1, name: 'tags index', sql: 'create index lead_tags_tag_idx on lead_tags (tag)' },
           ...migrations,
-          { version: 2, name: 'lead tags', sql: 'create table lead_tags (lead_id bigint not null, tag text not null)' },
+          { version: NEXT, name: 'lead tags', sql: 'create table lead_tags (lead_id bigint not null, tag text not null)' },
         ];
-        assert.deepEqual(await migrate(t.db, LATER, list), [2, 3]);
+        assert.deepEqual(await migrate(t.db, LATER, list), [NEXT, NEXT + 1]);
         assert.deepEqual(await recorded(t.db), [
-          { version: 1, name: 'engine', applied_at: new Date('2026-01-01T00:00:00Z') },
-          { version: 2, name: 'lead tags', applied_at: LATER },
-          { version: 3, name: 'tags index', applied_at: LATER },
+          ...TEMPLATE_RECORD,
+          { version: NEXT, name: 'lead tags', applied_at: LATER },
+          { version: NEXT + 1, name: 'tags index', applied_at: LATER },
         ]);
         assert.equal(await exists(t.db, 'lead_tags_tag_idx'), true);
         assert.deepEqual(await migrate(t.db, LATER, list), []);
@@ -146,9 +159,9 @@ for (const backend of backends) {
       try {
         const list: Migration[] = [
           ...migrations,
-          { version: 2, name: 'good', sql: 'create table extra_ok (id integer primary key)' },
+          { version: NEXT, name: 'good', sql: 'create table extra_ok (id integer primary key)' },
           {
-            version: 3,
+            version: NEXT + 1,
             name: 'bad',
             sql: `create table extra_bad (id integer primary key);
                   insert into extra_bad (id) select id from no_such_table`,
@@ -157,10 +170,10 @@ for (const backend of backends) {
         await assert.rejects(migrate(t.db, LATER, list), (err: { code?: string }) => err.code === '42P01');
         assert.equal(await exists(t.db, 'extra_ok'), false);
         assert.equal(await exists(t.db, 'extra_bad'), false);
-        assert.deepEqual(await recorded(t.db), [{ version: 1, name: 'engine', applied_at: new Date('2026-01-01T00:00:00Z') }]);
+        assert.deepEqual(await recorded(t.db), TEMPLATE_RECORD);
 
         // The connection is left usable, and the good migration alone then goes through.
-        assert.deepEqual(await migrate(t.db, LATER, list.slice(0, 2)), [2]);
+        assert.deepEqual(await migrate(t.db, LATER, list.slice(0, migrations.length + 1)), [NEXT]);
         assert.equal(await exists(t.db, 'extra_ok'), true);
       } finally {
         await t.dispose();
@@ -170,13 +183,13 @@ for (const backend of backends) {
     it('on an empty schema, a failing migration leaves nothing at all behind', async () => {
       const f = await freshSchema(backend);
       try {
-        const list: Migration[] = [...migrations, { version: 2, name: 'bad', sql: 'alter table users add column oops no_such_type' }];
+        const list: Migration[] = [...migrations, { version: NEXT, name: 'bad', sql: 'alter table users add column oops no_such_type' }];
         await assert.rejects(migrate(f.db, NOW, list), (err: { code?: string }) => err.code === '42704');
         // Not even the bookkeeping table: the engine's tables and the record are one transaction.
         assert.deepEqual(await tables(f.db), []);
         assert.equal(await exists(f.db, 'schema_migrations'), false);
 
-        assert.deepEqual(await migrate(f.db, NOW), [1]);
+        assert.deepEqual(await migrate(f.db, NOW), RELEASED);
         assert.deepEqual(await recorded(f.db), ENGINE_RECORD);
       } finally {
         await f.dispose();
@@ -192,7 +205,7 @@ for (const backend of backends) {
           // One pool did the work; every other one waited on the lock and found nothing to do.
           assert.deepEqual(
             results.map((r) => r.join(',')).sort(),
-            ['', '', '', '', '', '1'],
+            ['', '', '', '', '', RELEASED.join(',')],
           );
           assert.deepEqual(await recorded(f.db), ENGINE_RECORD);
           assert.deepEqual(await tables(f.db), ENGINE_TABLES);

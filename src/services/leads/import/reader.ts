@@ -138,6 +138,8 @@ export class CsvReader {
         relax_column_count: true,
         skip_empty_lines: true,
         max_record_size: MAX_RECORD_CHARS,
+        // Only so that a failure arrives in order after the records before it (an 'error' event
+        // would overtake the records still buffered); this parser is dropped at the first one.
         skip_records_with_error: true,
         on_skip: (err) => {
           if (err) parser.pushFailure(err);

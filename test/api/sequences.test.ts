@@ -5,29 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { LightMyRequestResponse } from 'fastify';
 import type { Queryable } from '../../src/store/db.js';
 import { insertDevices } from '../../src/store/sql/devices.js';
 import { insertLeads } from '../../src/store/sql/leads.js';
-import { json, openApi, tenant, type Caller, type TestApi } from '../helpers/api.js';
+import { expectError, json, ok, openApi, tenant, type Caller, type TestApi } from '../helpers/api.js';
 import { backends } from '../helpers/db.js';
 
 const base = '/api/v1/sequences';
-
-function expectError(res: LightMyRequestResponse, status: number, code: string): { code: string; message: string; details: Record<string, unknown>[] } {
-  assert.equal(res.statusCode, status, `${res.statusCode} ${res.body}`);
-  const body = json(res);
-  assert.deepEqual(Object.keys(body), ['error']);
-  assert.equal(body.error.code, code, res.body);
-  assert.equal(typeof body.error.message, 'string');
-  assert.ok(Array.isArray(body.error.details));
-  return body.error;
-}
-
-function ok(res: LightMyRequestResponse, status = 200): any {
-  assert.equal(res.statusCode, status, `${res.statusCode} ${res.body}`);
-  return status === 204 ? null : json(res);
-}
 
 async function sequenceRow(db: Queryable, id: number): Promise<Record<string, any> | undefined> {
   const res = await db.query<Record<string, any>>(

@@ -3,6 +3,7 @@
  * through the services with a cheap scrypt cost; `tenant()` returns one ready to call the API with
  * a bearer token or with a cookie session.
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,8 +103,7 @@ export async function tenant(
     },
     new Date(api.clock.now()),
   );
-  const actor = { userId, tenantId: o.parentId ?? userId } as Parameters<Services['tokens']['create']>[0];
-  const token = (await api.services.tokens.create(actor, { name: 'test' })).token;
+  const token = (await api.services.tokens.create({ userId }, { name: 'test' })).token;
   return {
     userId,
     email,
@@ -128,4 +128,21 @@ export async function login(api: TestApi, email: string, password: string, ip = 
 
 export function json<T = any>(res: LightMyRequestResponse): T {
   return res.json() as T;
+}
+
+/** Asserts the status and the one error shape with this code; returns the error. */
+export function expectError(res: LightMyRequestResponse, status: number, code: string): { code: string; message: string; details: Record<string, unknown>[] } {
+  assert.equal(res.statusCode, status, `${res.statusCode} ${res.body}`);
+  const body = json(res);
+  assert.deepEqual(Object.keys(body), ['error']);
+  assert.equal(body.error.code, code, res.body);
+  assert.equal(typeof body.error.message, 'string');
+  assert.ok(Array.isArray(body.error.details));
+  return body.error;
+}
+
+/** Asserts the status and returns the parsed body (null for 204). */
+export function ok(res: LightMyRequestResponse, status = 200): any {
+  assert.equal(res.statusCode, status, `${res.statusCode} ${res.body}`);
+  return status === 204 ? null : json(res);
 }

@@ -8,7 +8,6 @@
  * would. Its peak RSS is the dispatching process's own: the setup's bulk inserts grow PGlite's
  * WebAssembly heap, which never shrinks, and would otherwise be charged to the dispatcher.
  */
-import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { SystemClock } from '../../engine/clock.js';
 import { Dispatcher } from '../../engine/dispatcher.js';
@@ -20,7 +19,7 @@ import { generateLeads } from '../../store/sql/leads.js';
 import { countByStatus } from '../../store/sql/messages.js';
 import { insertUser } from '../../store/sql/users.js';
 import { SimulatorTransport } from '../../transports/simulator.js';
-import { rssSampler } from './report.js';
+import { runBenchChild, rssSampler } from './report.js';
 import { disposeScratch, newScratchLocation, openScratch, type ScratchLocation } from '../../store/scratch.js';
 import { profileStatements } from './profile.js';
 
@@ -94,20 +93,8 @@ async function buildOutbox(loc: ScratchLocation, o: DispatchBenchOptions, clock:
 
 /** Runs the timed part in a fresh process and returns what it measured. */
 function runWorker(loc: ScratchLocation, expected: number, o: DispatchBenchOptions): Promise<Record<string, unknown>> {
-  const args = [process.argv[1]!, 'bench', 'dispatch-worker', JSON.stringify({ loc, expected, devices: o.devices, profile: !!o.profile, progress: o.progress })];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      try {
-        resolve(JSON.parse(out) as Record<string, unknown>);
-      } catch {
-        reject(new Error(`dispatch worker exited with ${code} and no result`));
-      }
-    });
-  });
+  const spec = JSON.stringify({ loc, expected, devices: o.devices, profile: !!o.profile, progress: o.progress });
+  return runBenchChild(['dispatch-worker', spec], 'dispatch worker');
 }
 
 /** The timed part: open the prepared outbox, dispatch every message, verify the rows. */

@@ -13,7 +13,6 @@
  * peak RSS whatever the import did. A server runs initdb once, at its first start; every import
  * after that runs in a process that opened an existing directory, which is what is measured.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +25,7 @@ import { openStore } from '../../store/open.js';
 import { disposeScratch, newScratchLocation, type ScratchLocation } from '../../store/scratch.js';
 import { insertImport, saveImportProgress } from '../../store/sql/lead-imports.js';
 import { insertUser } from '../../store/sql/users.js';
-import { machine, printTable } from './report.js';
+import { machine, printTable, runBenchChild } from './report.js';
 
 const USAGE = `usage: fleetcast bench import [--rows N] [--db pglite|postgres] [--json]
 
@@ -215,20 +214,7 @@ async function writeCsv(path: string, rows: number): Promise<{ unique: number; b
 }
 
 function runWorker(spec: WorkerSpec): Promise<Record<string, unknown>> {
-  const args = [process.argv[1]!, 'bench', 'import', '--worker', JSON.stringify(spec)];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      try {
-        resolve(JSON.parse(out) as Record<string, unknown>);
-      } catch {
-        reject(new Error(`import worker exited with ${code} and no result`));
-      }
-    });
-  });
+  return runBenchChild(['import', '--worker', JSON.stringify(spec)], 'import worker');
 }
 
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);

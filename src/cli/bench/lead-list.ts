@@ -135,7 +135,7 @@ async function buildTenant(loc: ScratchLocation, leads: number): Promise<{ token
     await db.exec('vacuum analyze');
     const dir = mkdtempSync(join(tmpdir(), 'fleetcast-bench-imports-'));
     const services = createServices(db, clock, { log: pino({ level: 'silent' }), importDir: dir, owner: 'bench', transports: ['simulator'] });
-    const token = (await services.tokens.create({ userId, tenantId: userId } as Parameters<typeof services.tokens.create>[0], { name: 'bench' })).token;
+    const token = (await services.tokens.create({ userId }, { name: 'bench' })).token;
     await services.imports.close();
     rmSync(dir, { recursive: true, force: true });
     const mid = await db.query<{ id: number }>(`select id from leads where user_id = $1 order by id offset $2 limit 1`, [userId, Math.floor(leads / 2)]);

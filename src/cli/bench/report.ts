@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import os from 'node:os';
 
 export interface MachineInfo {
@@ -49,4 +50,24 @@ export function printTable(row: Record<string, unknown>): void {
       process.stdout.write(`${k.padEnd(width)}  ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
     }
   }
+}
+
+/**
+ * Runs `fleetcast bench <args>` in a fresh process and returns the JSON object it prints: the timed
+ * half of a benchmark, so the setup's memory and warm caches are not charged to it.
+ */
+export function runBenchChild(args: readonly string[], label: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [process.argv[1]!, 'bench', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      try {
+        resolve(JSON.parse(out) as Record<string, unknown>);
+      } catch {
+        reject(new Error(`${label} exited with ${code} and no result`));
+      }
+    });
+  });
 }

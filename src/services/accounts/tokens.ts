@@ -16,7 +16,7 @@ export class TokenService {
     private readonly authChanged: () => Promise<void> = async () => {},
   ) {}
 
-  async create(actor: Actor, input: { name: string; expires_at?: string | undefined }): Promise<TokenView & { token: string }> {
+  async create(actor: Pick<Actor, 'userId'>, input: { name: string; expires_at?: string | undefined }): Promise<TokenView & { token: string }> {
     const token = newSecret(TOKEN_PREFIX);
     const row = await insertToken(
       this.db,

@@ -182,8 +182,13 @@ export class UserService {
     if (actor.teamMember) throw forbidden('TEAM_MEMBER_FORBIDDEN', 'team members cannot manage the team');
   }
 
+  private async memberViews(db: Queryable, rows: UserRow[]): Promise<MemberView[]> {
+    const devices = await assignedDevices(db, rows.map((u) => u.id));
+    return rows.map((u) => ({ ...userView(u), device_ids: devices.get(u.id) ?? [] }));
+  }
+
   private async memberView(db: Queryable, u: UserRow): Promise<MemberView> {
-    return { ...userView(u), device_ids: await assignedDevices(db, u.id) };
+    return (await this.memberViews(db, [u]))[0]!;
   }
 
   private async checkDevices(db: Queryable, actor: Actor, deviceIds: readonly number[]): Promise<void> {
@@ -204,7 +209,7 @@ export class UserService {
   async listMembers(actor: Actor, page: { after?: number | undefined; limit: number }): Promise<MemberView[]> {
     this.requireOwner(actor);
     const rows = await listUsers(this.db, { ...page, parentId: actor.tenantId });
-    return Promise.all(rows.map((r) => this.memberView(this.db, r)));
+    return this.memberViews(this.db, rows);
   }
 
   private async member(actor: Actor, id: number): Promise<UserRow> {

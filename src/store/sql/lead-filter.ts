@@ -1,6 +1,7 @@
 /**
- * The one WHERE clause for "these leads of this tenant": listing, export, bulk actions and campaign
- * audiences all filter through it, so a filter means the same everywhere. Values always travel as
+ * The one WHERE clause for "these leads of this tenant": listing, export and bulk actions filter
+ * through it, so a filter means the same in each. (A campaign's audience is matched inside the
+ * engine's materialising statement, with the same semantics: any-of niches, statuses, triggers.) Values always travel as
  * parameters; only clauses whose filter is set are emitted, which lets the planner use the
  * matching index (a catch-all "$n is null or ..." makes a generic plan that uses none).
  */

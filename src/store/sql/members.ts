@@ -1,13 +1,16 @@
 /** Team members' device assignments. */
 import type { Queryable } from '../db.js';
 
-export async function assignedDevices(db: Queryable, userId: number): Promise<number[]> {
-  const res = await db.query<{ device_id: number }>(
-    `select dm.device_id from device_members dm join devices d on d.id = dm.device_id and d.deleted_at is null
-      where dm.user_id = $1 order by dm.device_id`,
-    [userId],
+/** The live devices assigned to each of these members, in one statement for a whole page. */
+export async function assignedDevices(db: Queryable, userIds: readonly number[]): Promise<Map<number, number[]>> {
+  const res = await db.query<{ user_id: number; device_id: number }>(
+    `select dm.user_id, dm.device_id from device_members dm join devices d on d.id = dm.device_id and d.deleted_at is null
+      where dm.user_id = any($1::bigint[]) order by dm.user_id, dm.device_id`,
+    [userIds],
   );
-  return res.rows.map((r) => r.device_id);
+  const out = new Map<number, number[]>(userIds.map((id) => [id, []]));
+  for (const r of res.rows) out.get(r.user_id)!.push(r.device_id);
+  return out;
 }
 
 /** Replaces a member's assignment with exactly `deviceIds`. */

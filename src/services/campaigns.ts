@@ -335,6 +335,8 @@ export class CampaignService {
         deviceHourlyQuota: input.device_hourly_quota ?? null,
         deviceDailyQuota: input.device_daily_quota ?? null,
         dailyLimit: input.daily_limit ?? null,
+        minDelayMs: null,
+        maxDelayMs: null,
       };
       return insertCampaignRow(tx, actor.tenantId, fields, status, now);
     });

@@ -1,5 +1,6 @@
 import { sql as engine } from './001_engine.js';
 import { sql as accountsLeads } from './002_accounts_leads.js';
+import { sql as campaigns } from './003_campaigns.js';
 
 export interface Migration {
   version: number;
@@ -11,4 +12,5 @@ export interface Migration {
 export const migrations: readonly Migration[] = [
   { version: 1, name: 'engine', sql: engine },
   { version: 2, name: 'accounts_leads', sql: accountsLeads },
+  { version: 3, name: 'campaigns', sql: campaigns },
 ];

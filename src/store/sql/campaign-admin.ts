@@ -24,6 +24,9 @@ export interface CampaignRow {
   device_hourly_quota: number | null;
   device_daily_quota: number | null;
   daily_limit: number | null;
+  /** The campaign's own gap between two sends of a device (null: the device's). */
+  min_delay_ms: number | null;
+  max_delay_ms: number | null;
   status: CampaignStatus;
   created_at: Date;
   updated_at: Date;
@@ -37,7 +40,7 @@ export interface CampaignRow {
 }
 
 const columns = `c.id, c.name, c.body, c.media, c.audience, c.mode, c.starts_at, c.window_id, c.delivery,
-  c.device_hourly_quota, c.device_daily_quota, c.daily_limit, c.status, c.created_at, c.updated_at,
+  c.device_hourly_quota, c.device_daily_quota, c.daily_limit, c.min_delay_ms, c.max_delay_ms, c.status, c.created_at, c.updated_at,
   c.started_at, c.completed_at, w.time_zone as window_time_zone, w.start_minute as window_start_minute,
   w.end_minute as window_end_minute, w.days as window_days`;
 
@@ -56,6 +59,9 @@ export interface CampaignFields {
   deviceHourlyQuota: number | null;
   deviceDailyQuota: number | null;
   dailyLimit: number | null;
+  /** Overrides the devices' gap for this campaign's messages; both null or both set. */
+  minDelayMs: number | null;
+  maxDelayMs: number | null;
 }
 
 const json = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
@@ -63,8 +69,9 @@ const json = (v: unknown): string | null => (v === null || v === undefined ? nul
 export async function insertCampaignRow(db: Queryable, tenantId: number, f: CampaignFields, status: 'draft' | 'scheduled', now: Date): Promise<number> {
   const res = await db.query<{ id: number }>(
     `insert into campaigns (user_id, name, body, media, audience, mode, starts_at, window_id, delivery,
-                            device_hourly_quota, device_daily_quota, daily_limit, status, created_at, updated_at)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) returning id`,
+                            device_hourly_quota, device_daily_quota, daily_limit, min_delay_ms, max_delay_ms,
+                            status, created_at, updated_at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) returning id`,
     [
       tenantId,
       f.name,
@@ -78,6 +85,8 @@ export async function insertCampaignRow(db: Queryable, tenantId: number, f: Camp
       f.deviceHourlyQuota,
       f.deviceDailyQuota,
       f.dailyLimit,
+      f.minDelayMs,
+      f.maxDelayMs,
       status,
       now,
     ],
@@ -137,6 +146,8 @@ export async function updateCampaignRow(
   if (f.deviceHourlyQuota !== undefined) add('device_hourly_quota', f.deviceHourlyQuota);
   if (f.deviceDailyQuota !== undefined) add('device_daily_quota', f.deviceDailyQuota);
   if (f.dailyLimit !== undefined) add('daily_limit', f.dailyLimit);
+  if (f.minDelayMs !== undefined) add('min_delay_ms', f.minDelayMs);
+  if (f.maxDelayMs !== undefined) add('max_delay_ms', f.maxDelayMs);
   const res = await db.query(
     `update campaigns set ${sets.join(', ')} where user_id = $1 and id = $2 and status = any($3::text[])`,
     p,
@@ -180,9 +191,10 @@ export async function cloneCampaignRow(db: Queryable, tenantId: number, id: numb
   // The name is cut so the copy still fits the API's 200-character limit.
   const res = await db.query<{ id: number }>(
     `insert into campaigns (user_id, name, body, media, audience, mode, starts_at, window_id, delivery,
-                            device_hourly_quota, device_daily_quota, daily_limit, status, created_at, updated_at)
+                            device_hourly_quota, device_daily_quota, daily_limit, min_delay_ms, max_delay_ms,
+                            status, created_at, updated_at)
      select user_id, left(name, 193) || ' (copy)', body, media, audience, mode, starts_at, window_id, delivery,
-            device_hourly_quota, device_daily_quota, daily_limit, 'draft', $3, $3
+            device_hourly_quota, device_daily_quota, daily_limit, min_delay_ms, max_delay_ms, 'draft', $3, $3
        from campaigns where user_id = $1 and id = $2
      returning id`,
     [tenantId, id, now],
@@ -199,7 +211,7 @@ export async function deleteCampaignRow(db: Queryable, tenantId: number, id: num
   return res.rowCount > 0;
 }
 
-export const MESSAGE_STATUSES = ['pending', 'sending', 'sent', 'delivered', 'read', 'failed', 'cancelled', 'skipped', 'unknown'] as const;
+export const MESSAGE_STATUSES = ['pending', 'held', 'sending', 'sent', 'delivered', 'read', 'failed', 'cancelled', 'skipped', 'unknown'] as const;
 export type MessageCounts = Record<(typeof MESSAGE_STATUSES)[number], number>;
 
 export function zeroCounts(): MessageCounts {

@@ -4,7 +4,7 @@
  */
 import type { Queryable } from '../db.js';
 
-export type MessageStatus = 'pending' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'cancelled' | 'skipped' | 'unknown';
+export type MessageStatus = 'pending' | 'held' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'cancelled' | 'skipped' | 'unknown';
 
 export const TERMINAL_STATUSES: readonly MessageStatus[] = ['sent', 'delivered', 'read', 'failed', 'cancelled', 'skipped', 'unknown'];
 

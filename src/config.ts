@@ -28,6 +28,11 @@ const schema = z.object({
     .optional(),
   FLEETCAST_SESSION_TTL_HOURS: z.coerce.number().min(1).max(24 * 365).default(168),
   FLEETCAST_IMPORT_MAX_MB: z.coerce.number().int().min(1).default(1024),
+  /** Let campaign media URLs reach private and loopback addresses (off: a tenant must not probe the server's network). */
+  FLEETCAST_MEDIA_ALLOW_PRIVATE: z
+    .enum(['true', 'false'], { message: 'true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
 });
 
 export type Config = z.infer<typeof schema>;

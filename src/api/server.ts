@@ -15,6 +15,7 @@ import { campaignRoutes } from './routes/campaigns.js';
 import { deviceRoutes } from './routes/devices.js';
 import { importRoutes } from './routes/imports.js';
 import { leadRoutes } from './routes/leads.js';
+import { mediaRoutes } from './routes/media.js';
 import { sequenceRoutes } from './routes/sequences.js';
 import type { Api, Services } from './types.js';
 
@@ -83,6 +84,7 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   importRoutes(app, s);
   campaignRoutes(app, s);
   sequenceRoutes(app, s);
+  mediaRoutes(app, s);
   await app.ready();
   return app;
 }

@@ -10,6 +10,7 @@ import type { CampaignService } from '../services/campaigns.js';
 import type { DeviceService } from '../services/devices.js';
 import type { LeadImports } from '../services/leads/import/service.js';
 import type { LeadService } from '../services/leads/leads.js';
+import type { MediaService } from '../services/media/index.js';
 import type { SequenceService } from '../services/sequences.js';
 import type { Db } from '../store/db.js';
 
@@ -26,6 +27,7 @@ export interface Services {
   imports: LeadImports;
   campaigns: CampaignService;
   sequences: SequenceService;
+  media: MediaService;
   /** The engine running in this process, for health figures; absent in API-only tests. */
   engine?: Engine | undefined;
 }

@@ -39,6 +39,8 @@ export async function serve(): Promise<void> {
     log,
     importDir: join(cfg.FLEETCAST_DATA_DIR, 'imports'),
     importMaxBytes: cfg.FLEETCAST_IMPORT_MAX_MB * 1024 * 1024,
+    mediaDir: join(cfg.FLEETCAST_DATA_DIR, 'media'),
+    mediaAllowPrivateAddresses: cfg.FLEETCAST_MEDIA_ALLOW_PRIVATE,
     owner: `${process.pid}@${process.env.HOSTNAME ?? 'localhost'}`,
     transports: [...transports.keys()],
     auth: { sessionTtlMs: cfg.FLEETCAST_SESSION_TTL_HOURS * 3600_000 },

@@ -40,6 +40,7 @@ export interface TestApi {
   t: TestDb;
   clock: ManualClock;
   importDir: string;
+  mediaDir: string;
   dispose(): Promise<void>;
 }
 
@@ -49,10 +50,14 @@ export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSetti
   const t = await openTestDb(backend);
   const clock = new ManualClock();
   const importDir = mkdtempSync(join(tmpdir(), 'fleetcast-imports-'));
+  const mediaDir = mkdtempSync(join(tmpdir(), 'fleetcast-media-'));
   const services = createServices(t.db, clock, {
     log: quietLog,
     importDir,
     importMaxBytes: opts.importMaxBytes,
+    // Tests serve media from 127.0.0.1.
+    mediaDir,
+    mediaAllowPrivateAddresses: true,
     owner: `test-${process.pid}`,
     transports: ['simulator'],
     passwords: cheapPasswords,
@@ -65,11 +70,13 @@ export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSetti
     t,
     clock,
     importDir,
+    mediaDir,
     dispose: async () => {
       await app.close();
       await services.imports.close();
       await t.dispose();
       rmSync(importDir, { recursive: true, force: true });
+      rmSync(mediaDir, { recursive: true, force: true });
     },
   };
 }

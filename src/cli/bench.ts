@@ -1,17 +1,21 @@
 /** `fleetcast bench <name> [options]`: measured figures with the machine they ran on. */
 import { parseArgs } from 'node:util';
 import { benchDispatch, dispatchWorker } from './bench/dispatch.js';
+import { benchCampaign } from './bench/campaign.js';
 import { benchImport } from './bench/import.js';
+import { benchPool } from './bench/pool.js';
 import { benchLeadList } from './bench/lead-list.js';
 import { machine, printTable } from './bench/report.js';
 
 /** Benchmarks with options of their own; each parses its arguments and returns the exit code. */
 const others: Record<string, (args: string[]) => Promise<number>> = {
+  campaign: benchCampaign,
   import: benchImport,
   'lead-list': benchLeadList,
+  pool: benchPool,
 };
 
-const USAGE = `usage: fleetcast bench dispatch|import|lead-list [options]   (fleetcast bench <name> --help)
+const USAGE = `usage: fleetcast bench dispatch|campaign|pool|import|lead-list [options]   (fleetcast bench <name> --help)
 
 fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
   --devices N     devices sending at once (default 3000)

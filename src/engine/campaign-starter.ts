@@ -1,25 +1,38 @@
 /**
- * Starts scheduled campaigns when their time comes: flips each to running and materialises its
- * outbox in the same transaction, so a campaign is running if and only if its messages exist.
+ * Starts scheduled campaigns when their time comes and materialises them chunk by chunk.
  *
- * States: waiting (sleeps until the earliest scheduled start, or until told a campaign changed)
- * -> starting (one campaign per transaction, FOR UPDATE SKIP LOCKED so several processes can run
- * this at once) -> waiting. After each start it tells the dispatchers there is work.
+ * States of the loop: waiting (sleeps until the earliest scheduled start, or until told a campaign
+ * changed) -> starting (flips each due campaign to running, FOR UPDATE SKIP LOCKED so several
+ * processes can run this at once; the flip also freezes the audience) -> materialising (one chunk
+ * of one campaign per transaction, round-robin over every unfinished campaign, so a million-lead
+ * start never holds the store for long and a small campaign started meanwhile is not stuck
+ * behind it) -> waiting.
+ *
+ * A campaign is `running` from its first chunk on; the dispatcher is told after every chunk so
+ * sending starts before the last chunk is written, and completion waits until the last one is. A
+ * crash mid-way leaves the cursor where the last committed chunk put it: on start, this process
+ * resumes every unfinished campaign.
  */
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
-import { materialiseCampaign, nextCampaignStart, runningCampaignIds, takeDueCampaigns } from '../store/sql/campaigns.js';
+import { materialisingCampaignIds, nextCampaignStart, runningCampaignIds, takeDueCampaigns } from '../store/sql/campaigns.js';
 import { closeFinishedCampaigns } from './campaign-completion.js';
-import { loadWindows } from '../store/sql/windows.js';
 import type { Clock } from './clock.js';
 import { CAMPAIGNS_CHANNEL, EngineEvents, WORK_CHANNEL } from './events.js';
-import { nextWindowOpening } from './pacing.js';
+import { DEFAULT_CHUNK_LEADS, materialiseNextChunk } from './materialise.js';
+
+export interface CampaignStarterOptions {
+  chunkLeads?: number;
+}
 
 export class CampaignStarter {
   private stopping = false;
   private wake = new AbortController();
   private done: Promise<void> | undefined;
   private off: (() => Promise<void>) | undefined;
+  private readonly chunkLeads: number;
+  /** Campaigns with chunks still to write, in the order they get their next chunk. */
+  private materialising: number[] = [];
   /** The next scheduled start, once known (null: none scheduled). */
   nextStart: number | null | undefined = undefined;
 
@@ -28,14 +41,23 @@ export class CampaignStarter {
     private readonly clock: Clock,
     private readonly events: EngineEvents,
     private readonly log: Logger,
-  ) {}
+    opts: CampaignStarterOptions = {},
+  ) {
+    this.chunkLeads = opts.chunkLeads ?? DEFAULT_CHUNK_LEADS;
+  }
+
+  /** Nothing to start now and nothing half-materialised. */
+  get idle(): boolean {
+    return this.nextStart === null && this.materialising.length === 0;
+  }
 
   async start(): Promise<void> {
     this.off = await this.db.listen(CAMPAIGNS_CHANNEL, () => this.poke());
     // Campaigns that finished while no process was recording (a crash between the last send and
-    // its record, settled since) are closed on start.
+    // its record, settled since) are closed on start; half-materialised ones are resumed.
     const now = this.clock.now();
     await closeFinishedCampaigns(this.db, this.events, await runningCampaignIds(this.db), now);
+    this.materialising = await materialisingCampaignIds(this.db);
     this.done = this.loop();
   }
 
@@ -54,8 +76,14 @@ export class CampaignStarter {
   private async loop(): Promise<void> {
     while (!this.stopping) {
       try {
-        while (!this.stopping && (await this.startOne())) {
+        while (!this.stopping && (await this.startDue())) {
           // keep going while campaigns are due
+        }
+        while (!this.stopping && this.materialising.length > 0) {
+          await this.nextChunk();
+          // Let other work (API requests, claims) have the store between chunks.
+          await this.clock.track(new Promise<void>((r) => setImmediate(r)));
+          if (await this.startDue()) continue;
         }
         this.nextStart = await nextCampaignStart(this.db);
         const signal = this.wake.signal;
@@ -73,25 +101,38 @@ export class CampaignStarter {
     }
   }
 
-  /** Starts one due campaign, if any. */
-  private async startOne(): Promise<boolean> {
+  /** Flips every due campaign to running; true if any was. */
+  private async startDue(): Promise<boolean> {
     const now = this.clock.now();
-    const started = await this.db.transaction(async (tx) => {
-      const [c] = await takeDueCampaigns(tx, new Date(now), 1);
-      if (!c) return null;
-      let notBefore = Math.max(now, c.starts_at.getTime());
-      if (c.window_id !== null) {
-        const w = (await loadWindows(tx, [c.window_id])).get(c.window_id);
-        if (w) notBefore = nextWindowOpening(w, notBefore);
-      }
-      const count = await materialiseCampaign(tx, c, new Date(notBefore), new Date(now));
-      return { id: c.id, count };
-    });
-    if (!started) return false;
-    this.events.emit('campaign.started', { campaignId: started.id, messages: started.count, at: now });
-    this.log.info({ campaign: started.id, messages: started.count }, 'campaign started');
-    if (started.count === 0) await closeFinishedCampaigns(this.db, this.events, [started.id], now);
-    await this.db.notify(WORK_CHANNEL, JSON.stringify({ campaign: started.id }));
-    return true;
+    const started = await takeDueCampaigns(this.db, new Date(now), 100);
+    for (const c of started) {
+      this.materialising.push(c.id);
+      this.log.info({ campaign: c.id, mode: c.mode }, 'campaign starting');
+    }
+    return started.length > 0;
+  }
+
+  private async nextChunk(): Promise<void> {
+    const id = this.materialising.shift()!;
+    const now = this.clock.now();
+    const r = await materialiseNextChunk(this.db, id, now, this.chunkLeads);
+    // null: finished, cancelled, or another process holds it this instant (it will be seen again
+    // on the next start of this loop's process only if still unfinished then).
+    if (!r) {
+      const still = await materialisingCampaignIds(this.db);
+      if (still.includes(id) && !this.materialising.includes(id)) this.materialising.push(id);
+      if (still.includes(id)) await this.clock.sleepUntil(this.clock.now() + 50);
+      return;
+    }
+    if (!r.done) this.materialising.push(id);
+    if (r.added > 0) {
+      // Owned rows are the dispatcher's work; queued pool leads are the pool allocator's.
+      await this.db.notify(r.mode === 'pool' ? CAMPAIGNS_CHANNEL : WORK_CHANNEL, JSON.stringify({ campaign: id }));
+    }
+    if (!r.done) return;
+    this.events.emit('campaign.started', { campaignId: id, messages: r.total, mode: r.mode, at: now });
+    this.log.info({ campaign: id, audience: r.total, mode: r.mode }, 'campaign started');
+    // Every row may already have been sent while later chunks were written (or there were none).
+    await closeFinishedCampaigns(this.db, this.events, [id], now);
   }
 }

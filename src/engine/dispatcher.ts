@@ -52,6 +52,7 @@ import {
   type Settlement,
 } from '../store/sql/messages.js';
 import { loadWindows } from '../store/sql/windows.js';
+import { loadCampaignGaps, type CampaignGap } from '../store/sql/campaigns.js';
 import type { Clock } from './clock.js';
 import { closeFinishedCampaigns } from './campaign-completion.js';
 import { DEVICES_CHANNEL, deviceIdsOf, EngineEvents, WORK_CHANNEL } from './events.js';
@@ -117,6 +118,8 @@ export class Dispatcher {
 
   private readonly slots = new Map<number, Slot>();
   private readonly windows = new Map<number, SendWindow>();
+  /** Campaigns' own gaps (null: the device's), loaded on first sight; fixed once a campaign runs. */
+  private readonly gaps = new Map<number, CampaignGap | null>();
   private outcomes: Outcome[] = [];
   private receipts: Receipt[] = [];
   /** Latest connection status per device, written with the next flush. */
@@ -338,6 +341,8 @@ export class Dispatcher {
 
     const missing = [...new Set(claimed.map((m) => m.window_id).filter((w): w is number => w !== null && !this.windows.has(w)))];
     if (missing.length > 0) for (const [id, w] of await loadWindows(this.db, missing)) this.windows.set(id, w);
+    const unseen = [...new Set(claimed.map((m) => m.campaign_id).filter((c): c is number => c !== null && !this.gaps.has(c)))];
+    if (unseen.length > 0) for (const [id, g] of await loadCampaignGaps(this.db, unseen)) this.gaps.set(id, g);
 
     const deferrals: Deferral[] = [];
     // Row order from the database differs between stores; device order keeps a seeded run repeatable.
@@ -365,7 +370,9 @@ export class Dispatcher {
     slot.headAt = undefined;
     this.inFlight++;
     this.inFlightDevices.add(m.device_id);
-    const gap = drawGap(slot.settings.minDelayMs, slot.settings.maxDelayMs, this.random);
+    // A campaign's own gap replaces the device's after each of its messages; caps stay the device's.
+    const own = m.campaign_id === null ? null : (this.gaps.get(m.campaign_id) ?? null);
+    const gap = own ? drawGap(own.min_delay_ms, own.max_delay_ms, this.random) : drawGap(slot.settings.minDelayMs, slot.settings.maxDelayMs, this.random);
     slot.history = recordSend(slot.settings, slot.history, now, gap);
     slot.readyAt = nextSendTime(slot.settings, slot.history, now);
     const attempt = m.attempts + 1;

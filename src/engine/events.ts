@@ -8,7 +8,7 @@ export interface EngineEventMap {
   'device.released': { deviceIds: number[]; at: number };
   'message.recovered': { sent: number; pending: number; unknown: number; at: number };
   'message.reply': { deviceId: number; from: string; text: string; at: number };
-  'campaign.started': { campaignId: number; messages: number; at: number };
+  'campaign.started': { campaignId: number; messages: number; mode: 'owned' | 'pool'; at: number };
   'campaign.completed': { campaignId: number; at: number };
   'outcomes.recorded': { count: number; at: number };
   error: { where: string; error: unknown };

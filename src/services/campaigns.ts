@@ -16,8 +16,16 @@ import { CAMPAIGNS_CHANNEL, WORK_CHANNEL } from '../engine/events.js';
 import type { SendWindow } from '../engine/pacing.js';
 import type { Db, Queryable } from '../store/db.js';
 import {
+  campaignDeviceCounts,
   campaignMessageCounts,
   cancelCampaignMessages,
+  clearPoolQueue,
+  holdCampaignMessages,
+  poolQueueLength,
+  releaseCampaignMessages,
+  reopenCampaign,
+  retryFailedMessages,
+  scheduleCampaignRow,
   cloneCampaignRow,
   deleteCampaignRow,
   getCampaignRow,
@@ -38,6 +46,7 @@ import { ensureWindow } from '../store/sql/windows.js';
 import type { Actor } from './actor.js';
 import { iso } from './accounts/views.js';
 import { AppError, conflict, forbidden, notFound, type ErrorDetail } from './errors.js';
+import { parseTemplate, TemplateError } from '../engine/content/template.js';
 
 // ---- Shapes shared with sequences: send windows and media ----------------------------------
 
@@ -49,6 +58,8 @@ export interface WindowInput {
   end: string;
   days?: DayName[] | undefined;
   time_zone?: string | undefined;
+  /** Required for an end before the start (22:00-06:00): such an end is otherwise a mistake. */
+  overnight?: boolean | undefined;
 }
 
 export interface WindowView {
@@ -75,7 +86,8 @@ function invalid(details: ErrorDetail[], message: string): AppError {
 /**
  * The window a request describes, checked where the schema cannot: the zone must be one the
  * engine's calendar knows, and an empty window (start equal to end) would never open. An end
- * before the start is an overnight window (22:00-06:00).
+ * before the start is refused unless the window says it is overnight (22:00-06:00): typed by
+ * mistake, "18:00-09:00" would otherwise send all night.
  */
 export function parseWindow(actor: Actor, w: WindowInput, path = 'window'): SendWindow {
   const timeZone = w.time_zone ?? actor.timeZone;
@@ -85,6 +97,11 @@ export function parseWindow(actor: Actor, w: WindowInput, path = 'window'): Send
   // Midnight as an end is the end of the day: the table counts end minutes from 1 to 1440.
   const endMinute = minuteOf(w.end) === 0 ? 1440 : minuteOf(w.end);
   if (startMinute === endMinute % 1440) details.push({ path: `${path}.end`, message: 'end must differ from start (use null to send at any time)' });
+  else if (endMinute < startMinute && w.overnight !== true) {
+    details.push({ path: `${path}.end`, message: `end ${w.end} is before start ${w.start}; set "overnight": true for a window that crosses midnight` });
+  } else if (endMinute > startMinute && w.overnight === true) {
+    details.push({ path: `${path}.overnight`, message: `${w.start}-${w.end} does not cross midnight` });
+  }
   if (details.length > 0) throw invalid(details, 'invalid send window');
   const days = w.days === undefined ? 127 : w.days.reduce((mask, d) => mask | (1 << DAY_NAMES.indexOf(d)), 0);
   return { timeZone, startMinute, endMinute, days };
@@ -109,15 +126,26 @@ export async function windowIdFor(db: Queryable, actor: Actor, w: WindowInput | 
 
 export interface MediaInput {
   type: 'image' | 'video' | 'document';
-  url: string;
+  /** Fetched (and checked) when the campaign is scheduled. */
+  url?: string | undefined;
+  /** A file uploaded to /api/v1/media. */
+  media_id?: number | undefined;
   filename?: string | undefined;
   caption?: string | undefined;
 }
 
-/** How the outbox carries media: the transport's MediaRef, copied verbatim into each message. */
-interface StoredMedia {
+/**
+ * How campaigns and the outbox carry media. A draft may hold only what was asked for (a URL or an
+ * uploaded file's id); scheduling resolves it into a stored, re-encoded file (mediaId, mimeType,
+ * bytes), which is what every message then carries to its transport.
+ */
+export interface StoredMedia {
   kind: MediaInput['type'];
-  url: string;
+  url?: string;
+  mediaId?: number;
+  storageKey?: string;
+  mimeType?: string;
+  bytes?: number;
   fileName?: string;
   caption?: string;
 }
@@ -126,17 +154,56 @@ export function storedMedia(m: MediaInput | null | undefined): StoredMedia | nul
   if (m === undefined || m === null) return m;
   return {
     kind: m.type,
-    url: m.url,
+    ...(m.url !== undefined ? { url: m.url } : {}),
+    ...(m.media_id !== undefined ? { mediaId: m.media_id } : {}),
     ...(m.filename !== undefined ? { fileName: m.filename } : {}),
     ...(m.caption !== undefined ? { caption: m.caption } : {}),
   };
 }
 
-export function mediaView(raw: unknown): MediaInput | null {
+export interface MediaView {
+  type: MediaInput['type'];
+  url?: string;
+  media_id?: number;
+  filename?: string;
+  caption?: string;
+  mime_type?: string;
+  bytes?: number;
+}
+
+export function mediaView(raw: unknown): MediaView | null {
   if (raw === null || typeof raw !== 'object') return null;
   const m = raw as Partial<StoredMedia>;
-  if (m.kind === undefined || m.url === undefined) return null;
-  return { type: m.kind, url: m.url, ...(m.fileName !== undefined ? { filename: m.fileName } : {}), ...(m.caption !== undefined ? { caption: m.caption } : {}) };
+  if (m.kind === undefined) return null;
+  return {
+    type: m.kind,
+    ...(m.url !== undefined ? { url: m.url } : {}),
+    ...(m.mediaId !== undefined ? { media_id: m.mediaId } : {}),
+    ...(m.fileName !== undefined ? { filename: m.fileName } : {}),
+    ...(m.caption !== undefined ? { caption: m.caption } : {}),
+    ...(m.mimeType !== undefined ? { mime_type: m.mimeType } : {}),
+    ...(m.bytes !== undefined ? { bytes: m.bytes } : {}),
+  };
+}
+
+/** What resolves a campaign's media when it is scheduled (the media service). */
+export interface MediaPreparer {
+  prepareForCampaign(
+    actor: Actor,
+    input: { type: MediaInput['type']; url?: string; media_id?: number; filename?: string; caption?: string },
+  ): Promise<StoredMedia>;
+}
+
+/** The body is a template: an invalid one is refused where it is written, with its position. */
+export function checkTemplate(body: string, path = 'body'): void {
+  try {
+    parseTemplate(body);
+  } catch (err) {
+    if (err instanceof TemplateError) {
+      throw invalid([{ path, message: err.message, index: err.index }], `invalid message template: ${err.message}`);
+    }
+    throw err;
+  }
 }
 
 // ---- Campaigns ------------------------------------------------------------------------------
@@ -167,6 +234,8 @@ export interface CampaignInput {
   device_hourly_quota?: number | null | undefined;
   device_daily_quota?: number | null | undefined;
   daily_limit?: number | null | undefined;
+  /** The campaign's own gap between two sends of a device, replacing the device's. */
+  delay?: { min_seconds: number; max_seconds: number } | null | undefined;
 }
 
 export type CampaignPatch = Partial<CampaignInput>;
@@ -175,16 +244,19 @@ export interface CampaignView {
   id: number;
   name: string;
   body: string;
-  media: MediaInput | null;
+  media: MediaView | null;
   audience: AudienceView;
-  starts_at: string;
+  starts_at: string | null;
   window: WindowView | null;
   delivery: Delivery;
   mode: CampaignMode;
   device_hourly_quota: number | null;
   device_daily_quota: number | null;
   daily_limit: number | null;
+  delay: { min_seconds: number; max_seconds: number } | null;
   status: CampaignStatus;
+  /** Leads materialised once started (null before). */
+  audience_size: number | null;
   created_at: string;
   updated_at: string;
   started_at: string | null;
@@ -201,14 +273,16 @@ export function campaignView(c: CampaignRow, counts?: MessageCounts): CampaignVi
     body: c.body,
     media: mediaView(c.media),
     audience: { niches: a.niches ?? null, statuses: a.statuses ?? null, device_ids: a.deviceIds ?? null, triggers: a.triggers ?? null },
-    starts_at: c.starts_at.toISOString(),
+    starts_at: iso(c.starts_at),
     window: windowView({ time_zone: c.window_time_zone, start_minute: c.window_start_minute, end_minute: c.window_end_minute, days: c.window_days }),
     delivery: c.delivery,
     mode: c.mode,
     device_hourly_quota: c.device_hourly_quota,
     device_daily_quota: c.device_daily_quota,
     daily_limit: c.daily_limit,
+    delay: c.min_delay_ms === null || c.max_delay_ms === null ? null : { min_seconds: c.min_delay_ms / 1000, max_seconds: c.max_delay_ms / 1000 },
     status: c.status,
+    audience_size: c.audience_size,
     created_at: c.created_at.toISOString(),
     updated_at: c.updated_at.toISOString(),
     started_at: iso(c.started_at),
@@ -235,6 +309,47 @@ function storedAudience(a: AudienceInput | undefined): Audience {
   return out;
 }
 
+export interface StatusSummary {
+  total: number;
+  pending: number;
+  sent: number;
+  delivered: number;
+  read: number;
+  failed: number;
+  cancelled: number;
+  /** skipped (not on WhatsApp, lead given a device of its own) and unknown (a crash with no proof). */
+  other: number;
+}
+
+export interface CampaignStats {
+  campaign_id: number;
+  status: CampaignStatus;
+  mode: CampaignMode;
+  audience_size: number | null;
+  totals: StatusSummary;
+  /** Pool leads not yet handed to a device. */
+  queued: number;
+  devices: (StatusSummary & { device_id: number })[];
+}
+
+/**
+ * Message counts as a user reads them: "sent" includes what was later delivered or read (each
+ * row counts once, at its furthest state), and "pending" everything not yet finished.
+ */
+function summarise(c: MessageCounts): StatusSummary {
+  const total = Object.values(c).reduce((a, b) => a + b, 0);
+  return {
+    total,
+    pending: c.pending + c.held + c.sending,
+    sent: c.sent + c.delivered + c.read,
+    delivered: c.delivered + c.read,
+    read: c.read,
+    failed: c.failed,
+    cancelled: c.cancelled,
+    other: c.skipped + c.unknown,
+  };
+}
+
 const EDITABLE: readonly CampaignStatus[] = ['draft', 'scheduled'];
 const PAUSABLE: readonly CampaignStatus[] = ['scheduled', 'running'];
 const CANCELLABLE: readonly CampaignStatus[] = ['draft', 'scheduled', 'running', 'paused'];
@@ -244,11 +359,48 @@ function stateError(status: CampaignStatus, message: string): AppError {
   return conflict('CAMPAIGN_STATE', message, [{ path: 'status', message: `the campaign is ${status}`, status }]);
 }
 
+/** How far in the past a start time may be (clock skew between a browser and the server). */
+const START_GRACE_MS = 60_000;
+
 export class CampaignService {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly media?: MediaPreparer,
   ) {}
+
+  /** A scheduled campaign must start now or later: a past start would be a silent "now". */
+  private checkStart(startsAt: Date | null, now: Date, path = 'starts_at'): void {
+    if (startsAt !== null && startsAt.getTime() < now.getTime() - START_GRACE_MS) {
+      throw invalid(
+        [{ path, message: `${startsAt.toISOString()} is in the past; give a future time, or leave it out to start at once` }],
+        'a scheduled campaign cannot start in the past',
+      );
+    }
+  }
+
+  private checkDelay(d: CampaignInput['delay']): void {
+    if (d && d.max_seconds < d.min_seconds) throw invalid([{ path: 'delay.max_seconds', message: 'must be >= delay.min_seconds' }], 'invalid delay');
+  }
+
+  /**
+   * Resolves media given by URL or upload into a stored file, once, when the campaign is
+   * scheduled: a URL that cannot be fetched or a file that cannot be decoded fails here, with its
+   * reason, instead of failing every message later.
+   */
+  private async prepareMedia(actor: Actor, raw: unknown): Promise<StoredMedia | null> {
+    if (raw === null || raw === undefined) return null;
+    const m = raw as StoredMedia;
+    if (m.mediaId !== undefined && m.mimeType !== undefined) return m;
+    if (!this.media) throw new AppError('MEDIA_UNAVAILABLE', 422, 'this server cannot prepare media', [{ path: 'media', message: 'no media service' }]);
+    return this.media.prepareForCampaign(actor, {
+      type: m.kind,
+      ...(m.url !== undefined ? { url: m.url } : {}),
+      ...(m.mediaId !== undefined ? { media_id: m.mediaId } : {}),
+      ...(m.fileName !== undefined ? { filename: m.fileName } : {}),
+      ...(m.caption !== undefined ? { caption: m.caption } : {}),
+    });
+  }
 
   private now(): Date {
     return new Date(this.clock.now());
@@ -286,12 +438,17 @@ export class CampaignService {
   }
 
   /** Per-device quotas pace a pool campaign across borrowed devices; an owned one has none. */
-  private checkQuotas(mode: CampaignMode, hourly: number | null, daily: number | null): void {
+  /**
+   * Quotas pace a pool campaign as its allocator hands leads out; an owned campaign's messages are
+   * all queued at start and paced by their devices' own caps, so it has none.
+   */
+  private checkQuotas(mode: CampaignMode, hourly: number | null, daily: number | null, limit: number | null): void {
     if (mode === 'pool') return;
     const details: ErrorDetail[] = [];
     if (hourly !== null) details.push({ path: 'device_hourly_quota', message: 'only a pool campaign has per-device quotas' });
     if (daily !== null) details.push({ path: 'device_daily_quota', message: 'only a pool campaign has per-device quotas' });
-    if (details.length > 0) throw invalid(details, 'per-device quotas need mode "pool"');
+    if (limit !== null) details.push({ path: 'daily_limit', message: "only a pool campaign has a daily limit (an owned campaign follows its devices' daily limits)" });
+    if (details.length > 0) throw invalid(details, 'quotas and a daily limit need mode "pool"');
   }
 
   /** Tells why a guarded change matched no row: gone (404) or in another state (409). */
@@ -317,26 +474,31 @@ export class CampaignService {
   async create(actor: Actor, input: CampaignInput & { schedule?: boolean | undefined }): Promise<CampaignView> {
     this.guard(actor);
     const mode = input.mode ?? 'owned';
-    this.checkQuotas(mode, input.device_hourly_quota ?? null, input.device_daily_quota ?? null);
+    this.checkQuotas(mode, input.device_hourly_quota ?? null, input.device_daily_quota ?? null, input.daily_limit ?? null);
+    checkTemplate(input.body);
+    this.checkDelay(input.delay);
     const now = this.now();
     const status = input.schedule ? 'scheduled' : 'draft';
+    const startsAt = input.starts_at !== undefined ? new Date(input.starts_at) : status === 'scheduled' ? now : null;
+    if (status === 'scheduled') this.checkStart(startsAt, now);
+    // Media is fetched before the transaction: a slow download must not hold the store.
+    const media = status === 'scheduled' ? await this.prepareMedia(actor, storedMedia(input.media)) : (storedMedia(input.media) ?? null);
     const id = await this.db.transaction(async (tx) => {
       await this.checkDevices(tx, actor, input.audience?.device_ids);
       const fields: CampaignFields = {
         name: input.name,
         body: input.body,
-        media: storedMedia(input.media) ?? null,
+        media,
         audience: storedAudience(input.audience),
         mode,
-        // Without a start time the campaign goes out as soon as it is scheduled.
-        startsAt: input.starts_at !== undefined ? new Date(input.starts_at) : now,
+        startsAt,
         windowId: (await windowIdFor(tx, actor, input.window)) ?? null,
         delivery: input.delivery ?? 'at_most_once',
         deviceHourlyQuota: input.device_hourly_quota ?? null,
         deviceDailyQuota: input.device_daily_quota ?? null,
         dailyLimit: input.daily_limit ?? null,
-        minDelayMs: null,
-        maxDelayMs: null,
+        minDelayMs: input.delay ? Math.round(input.delay.min_seconds * 1000) : null,
+        maxDelayMs: input.delay ? Math.round(input.delay.max_seconds * 1000) : null,
       };
       return insertCampaignRow(tx, actor.tenantId, fields, status, now);
     });
@@ -354,7 +516,11 @@ export class CampaignService {
         patch.mode ?? cur.mode,
         patch.device_hourly_quota !== undefined ? patch.device_hourly_quota : cur.device_hourly_quota,
         patch.device_daily_quota !== undefined ? patch.device_daily_quota : cur.device_daily_quota,
+        patch.daily_limit !== undefined ? patch.daily_limit : cur.daily_limit,
       );
+      if (patch.body !== undefined) checkTemplate(patch.body);
+      this.checkDelay(patch.delay);
+      if (cur.status === 'scheduled' && patch.starts_at !== undefined) this.checkStart(new Date(patch.starts_at), now);
       if (patch.audience !== undefined) await this.checkDevices(tx, actor, patch.audience.device_ids);
       const ok = await updateCampaignRow(
         tx,
@@ -363,7 +529,7 @@ export class CampaignService {
         {
           name: patch.name,
           body: patch.body,
-          media: storedMedia(patch.media),
+          media: cur.status === 'scheduled' && patch.media !== undefined ? await this.prepareMedia(actor, storedMedia(patch.media)) : storedMedia(patch.media),
           audience: patch.audience === undefined ? undefined : storedAudience(patch.audience),
           mode: patch.mode,
           startsAt: patch.starts_at === undefined ? undefined : new Date(patch.starts_at),
@@ -372,6 +538,8 @@ export class CampaignService {
           deviceHourlyQuota: patch.device_hourly_quota,
           deviceDailyQuota: patch.device_daily_quota,
           dailyLimit: patch.daily_limit,
+          minDelayMs: patch.delay === undefined ? undefined : patch.delay === null ? null : Math.round(patch.delay.min_seconds * 1000),
+          maxDelayMs: patch.delay === undefined ? undefined : patch.delay === null ? null : Math.round(patch.delay.max_seconds * 1000),
         },
         EDITABLE,
         now,
@@ -384,17 +552,24 @@ export class CampaignService {
     return this.view(this.db, actor, id);
   }
 
+  /**
+   * draft -> scheduled. Checks what a start needs before the engine meets it: its devices still
+   * exist, its start is not in the past, and its media can be fetched and decoded.
+   */
   async schedule(actor: Actor, id: number): Promise<CampaignView> {
     this.guard(actor);
     const now = this.now();
+    const draft = await this.own(this.db, actor, id);
+    if (draft.status !== 'draft') throw stateError(draft.status, `only a draft can be scheduled; this campaign is ${draft.status}`);
+    this.checkStart(draft.starts_at, now);
+    const media = await this.prepareMedia(actor, draft.media);
     await this.db.transaction(async (tx) => {
-      const cur = await this.own(tx, actor, id);
-      if (cur.status !== 'draft') throw stateError(cur.status, `only a draft can be scheduled; this campaign is ${cur.status}`);
       // A device deleted since the draft was written would silently drop its leads at start.
-      await this.checkDevices(tx, actor, cur.audience?.deviceIds);
-      if (!(await transitionCampaign(tx, actor.tenantId, id, ['draft'], 'scheduled', now))) {
-        await this.refused(tx, actor, id, 'only a draft can be scheduled');
+      await this.checkDevices(tx, actor, draft.audience?.deviceIds);
+      if (media !== null && JSON.stringify(media) !== JSON.stringify(draft.media)) {
+        if (!(await updateCampaignRow(tx, actor.tenantId, id, { media }, ['draft'], now))) await this.refused(tx, actor, id, 'only a draft can be scheduled');
       }
+      if (!(await scheduleCampaignRow(tx, actor.tenantId, id, now))) await this.refused(tx, actor, id, 'only a draft can be scheduled');
     });
     await this.announce(id);
     return this.view(this.db, actor, id);
@@ -411,6 +586,7 @@ export class CampaignService {
       if (!(await transitionCampaign(tx, actor.tenantId, id, PAUSABLE, 'paused', now))) {
         await this.refused(tx, actor, id, 'only a scheduled or running campaign can be paused');
       }
+      await holdCampaignMessages(tx, id);
     });
     await this.announce(id);
     return this.view(this.db, actor, id);
@@ -427,7 +603,10 @@ export class CampaignService {
     const status = await this.db.transaction(async (tx) => {
       const to = await transitionCampaign(tx, actor.tenantId, id, ['paused'], 'resumed', now);
       if (!to) return this.refused(tx, actor, id, 'only a paused campaign can be resumed');
-      if (to === 'running') await completeFinishedCampaigns(tx, [id], now);
+      if (to === 'running') {
+        await releaseCampaignMessages(tx, id, now);
+        await completeFinishedCampaigns(tx, [id], now);
+      }
       return to;
     });
     await this.announce(id);
@@ -447,6 +626,7 @@ export class CampaignService {
         await this.refused(tx, actor, id, 'the campaign has already finished');
       }
       await cancelCampaignMessages(tx, id, now);
+      await clearPoolQueue(tx, id);
     });
     await this.announce(id);
     return this.view(this.db, actor, id);
@@ -466,6 +646,48 @@ export class CampaignService {
       if (!(await deleteCampaignRow(tx, actor.tenantId, id, DELETABLE))) {
         await this.refused(tx, actor, id, 'only a draft, completed or cancelled campaign can be deleted; cancel it first');
       }
+      await clearPoolQueue(tx, id);
     });
+  }
+
+  /**
+   * Failed messages (of one device, or all) are sent again, each through its own device and paced
+   * as any other; a completed campaign runs again until they settle.
+   */
+  async retryFailed(actor: Actor, id: number, deviceId: number | null): Promise<{ retried: number; campaign: CampaignView }> {
+    this.guard(actor);
+    const now = this.now();
+    const retried = await this.db.transaction(async (tx) => {
+      const cur = await this.own(tx, actor, id);
+      if (cur.status !== 'running' && cur.status !== 'completed') {
+        throw stateError(cur.status, `only a running or completed campaign's failed messages can be retried; this one is ${cur.status}`);
+      }
+      if (deviceId !== null) await this.checkDevices(tx, actor, [deviceId]);
+      const n = await retryFailedMessages(tx, actor.tenantId, id, deviceId, now);
+      if (n > 0 && cur.status === 'completed') await reopenCampaign(tx, actor.tenantId, id, now);
+      return n;
+    });
+    if (retried > 0) await this.db.notify(WORK_CHANNEL, JSON.stringify({ campaign: id }));
+    return { retried, campaign: await this.view(this.db, actor, id) };
+  }
+
+  /** Counts from the outbox rows: the whole campaign, each device, and (pool) leads still queued. */
+  async stats(actor: Actor, id: number): Promise<CampaignStats> {
+    this.guard(actor);
+    const c = await this.own(this.db, actor, id);
+    const [counts, devices, queued] = await Promise.all([
+      campaignMessageCounts(this.db, actor.tenantId, id),
+      campaignDeviceCounts(this.db, actor.tenantId, id),
+      c.mode === 'pool' ? poolQueueLength(this.db, id) : Promise.resolve(0),
+    ]);
+    return {
+      campaign_id: id,
+      status: c.status,
+      mode: c.mode,
+      audience_size: c.audience_size,
+      totals: summarise(counts),
+      queued,
+      devices: devices.map((d) => ({ device_id: d.device_id, ...summarise(d.counts) })),
+    };
   }
 }

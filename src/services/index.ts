@@ -1,4 +1,5 @@
 /** Builds every application service over one store and clock. */
+import { join } from 'node:path';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../engine/clock.js';
 import type { Engine } from '../engine/engine.js';
@@ -7,10 +8,11 @@ import { AuthService, defaultAuthSettings, type AuthSettings } from './accounts/
 import { PasswordHasher } from './accounts/passwords.js';
 import { TokenService } from './accounts/tokens.js';
 import { UserService } from './accounts/users.js';
-import { CampaignService } from './campaigns.js';
+import { CampaignService, type MediaPreparer } from './campaigns.js';
 import { DeviceService } from './devices.js';
 import { LeadImports } from './leads/import/service.js';
 import { LeadService } from './leads/leads.js';
+import { MediaService } from './media/index.js';
 import { SequenceService } from './sequences.js';
 import type { Services } from '../api/types.js';
 
@@ -19,6 +21,10 @@ export interface ServiceOptions {
   /** Where uploaded import files wait for their job. */
   importDir: string;
   importMaxBytes?: number | undefined;
+  /** Where campaign media files are kept; default: a `media` folder inside importDir. */
+  mediaDir?: string | undefined;
+  /** Let media URLs reach private and loopback addresses (tests; installs whose users are all trusted). */
+  mediaAllowPrivateAddresses?: boolean | undefined;
   /** Names this process among others sharing the database (import job ownership). */
   owner: string;
   transports: readonly string[];
@@ -31,6 +37,7 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
   const passwords = o.passwords ?? new PasswordHasher();
   const auth = new AuthService(db, clock, passwords, { ...defaultAuthSettings, ...o.auth });
   const authChanged = () => auth.changed();
+  const media = new MediaService(db, clock, { dir: o.mediaDir ?? join(o.importDir, 'media'), allowPrivateAddresses: o.mediaAllowPrivateAddresses, log: o.log });
   return {
     db,
     clock,
@@ -41,8 +48,28 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
     devices: new DeviceService(db, clock, o.transports, authChanged),
     leads: new LeadService(db, clock),
     imports: new LeadImports({ db, clock, log: o.log, dir: o.importDir, owner: o.owner, ...(o.importMaxBytes ? { maxBytes: o.importMaxBytes } : {}) }),
-    campaigns: new CampaignService(db, clock),
+    campaigns: new CampaignService(db, clock, campaignMedia(media)),
     sequences: new SequenceService(db, clock),
+    media,
     engine: o.engine,
+  };
+}
+
+/** Campaign media as the outbox carries it: the stored file, and the URL it came from. */
+function campaignMedia(media: MediaService): MediaPreparer {
+  return {
+    async prepareForCampaign(actor, input) {
+      const m = await media.prepareForCampaign(actor, input);
+      return {
+        kind: m.kind,
+        mediaId: m.mediaId,
+        storageKey: m.storageKey,
+        mimeType: m.mimeType,
+        bytes: m.bytes,
+        ...(m.sourceUrl !== undefined ? { url: m.sourceUrl } : {}),
+        ...(m.fileName !== undefined ? { fileName: m.fileName } : {}),
+        ...(m.caption !== undefined ? { caption: m.caption } : {}),
+      };
+    },
   };
 }

@@ -21,10 +21,18 @@ export interface OutboundMessage {
   attempt: number;
 }
 
+/**
+ * Media as a message carries it. A scheduled campaign's media is a stored, already re-encoded file
+ * (mediaId, storageKey: read it with the media store's path); `url` is where it came from, and the
+ * only reference for media written by hand (simulations, tests).
+ */
 export interface MediaRef {
   kind: 'image' | 'video' | 'document';
-  url: string;
+  url?: string;
+  mediaId?: number;
+  storageKey?: string;
   mimeType?: string;
+  bytes?: number;
   fileName?: string;
   caption?: string;
 }

@@ -10,7 +10,8 @@ import { setTimeout as realDelay } from 'node:timers/promises';
 import { SystemClock, VirtualClock, type Clock } from '../../src/engine/clock.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { Db } from '../../src/store/db.js';
-import { materialiseCampaign, takeDueCampaigns } from '../../src/store/sql/campaigns.js';
+import { takeDueCampaigns } from '../../src/store/sql/campaigns.js';
+import { materialiseAll } from '../../src/engine/materialise.js';
 import { SimulatorTransport } from '../../src/transports/simulator.js';
 import type { Transport } from '../../src/transports/transport.js';
 import { openSecondPool, openTestDb, type TestDb } from '../helpers/db.js';
@@ -89,7 +90,7 @@ class SendLog {
 async function startCampaignNow(db: Db, now: number): Promise<number> {
   const [c] = await takeDueCampaigns(db, new Date(now), 1);
   assert.ok(c, 'the campaign is due');
-  return materialiseCampaign(db, c, new Date(now), new Date(now));
+  return materialiseAll(db, c.id, now);
 }
 
 const skip = process.env.DATABASE_URL ? false : 'needs DATABASE_URL: two processes share a PostgreSQL database (PGlite is one process)';

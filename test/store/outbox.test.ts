@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Db, Queryable } from '../../src/store/db.js';
-import { insertCampaign, materialiseCampaign, takeDueCampaigns, type Audience, type DueCampaign } from '../../src/store/sql/campaigns.js';
+import { insertCampaign, startCampaignNow, takeDueCampaigns, type Audience } from '../../src/store/sql/campaigns.js';
+import { materialiseAll } from '../../src/engine/materialise.js';
+import { nextWindowOpening } from '../../src/engine/pacing.js';
 import { insertDevices } from '../../src/store/sql/devices.js';
 import { insertLeads, type NewLead } from '../../src/store/sql/leads.js';
 import { insertUser } from '../../src/store/sql/users.js';
@@ -247,7 +249,7 @@ for (const backend of backends) {
       }));
   });
 
-  describe(`materialiseCampaign on ${backend}`, () => {
+  describe(`materialising a campaign on ${backend}`, () => {
     it('creates each audience message once however often it runs, through each lead’s own live device', async () => {
       const t = await openTestDb(backend);
       try {
@@ -262,14 +264,17 @@ for (const backend of backends) {
           NOW,
         );
         const [due] = await takeDueCampaigns(db, NOW, 10);
-        assert.deepEqual(due, { id: campaign, user_id: w.a, starts_at: NOW, window_id: windowId, audience: { niches: ['fitness', 'yoga'] } });
-        const notBefore = new Date(T0 + 3_600_000);
+        assert.deepEqual(due, { id: campaign, user_id: w.a, mode: 'owned' });
         const created = new Date(T0 + 5_000);
+        // Due at once, or at the window's next opening in its own zone.
+        const notBefore = new Date(
+          nextWindowOpening({ timeZone: 'Asia/Kuala_Lumpur', startMinute: 540, endMinute: 1080, days: 127 }, Math.max(created.getTime(), NOW.getTime())),
+        );
 
-        assert.equal(await materialiseCampaign(db, due!, notBefore, created), 2);
+        assert.equal(await materialiseAll(db, campaign, created.getTime()), 2);
         // One INSERT ... SELECT writes rows in the plan's order, which is no contract: compare by lead.
         const first = await messageRows(db, 'true', [], 'lead_id');
-        assert.equal(await materialiseCampaign(db, due!, new Date(T0 + 7_200_000), new Date(T0 + 9_000)), 0);
+        assert.equal(await materialiseAll(db, campaign, T0 + 9_000), 0);
         assert.deepEqual(await messageRows(db, 'true', [], 'lead_id'), first, 'the second run changes nothing');
 
         const expected = (label: string) => {
@@ -330,9 +335,9 @@ for (const backend of backends) {
         for (const [name, audienceOf, labels] of audiences) {
           const audience = audienceOf(w);
           const id = await insertCampaign(db, w.a, { name, body: name, audience, startsAt: NOW }, NOW);
-          const c: DueCampaign = { id, user_id: w.a, starts_at: NOW, window_id: null, audience };
-          assert.equal(await materialiseCampaign(db, c, NOW, NOW), labels.length, name);
-          assert.equal(await materialiseCampaign(db, c, NOW, NOW), 0, name);
+          assert.ok(await startCampaignNow(db, id, NOW));
+          assert.equal(await materialiseAll(db, id, NOW.getTime()), labels.length, name);
+          assert.equal(await materialiseAll(db, id, NOW.getTime()), 0, name);
           const rows = await messageRows(db, 'campaign_id = $1', [id], 'lead_id');
           assert.deepEqual(
             rows.map((r) => [r.lead_id, r.device_id, r.user_id]),
@@ -352,10 +357,10 @@ for (const backend of backends) {
         try {
           const w = await tenants(t.db);
           const id = await insertCampaign(t.db, w.a, { name: 'race', body: 'race', startsAt: NOW }, NOW);
-          const c: DueCampaign = { id, user_id: w.a, starts_at: NOW, window_id: null, audience: {} };
+          assert.ok(await startCampaignNow(t.db, id, NOW));
           for (let round = 0; round < 5; round++) {
             const counts = await Promise.all(
-              [t.db, second].map((db) => db.transaction((tx) => materialiseCampaign(tx, c, NOW, NOW))),
+              [t.db, second].map((db) => materialiseAll(db, id, NOW.getTime(), 1)),
             );
             assert.equal(counts[0]! + counts[1]!, round === 0 ? 4 : 0);
           }

@@ -20,6 +20,7 @@ export const windowInput = z
       .describe('local time it closes; before `start` for an overnight window'),
     days: z.array(z.enum(DAY_NAMES)).min(1).max(7).optional().describe('weekdays it opens on; default every day'),
     time_zone: z.string().min(1).max(64).optional().describe("IANA zone of the times; default the account's"),
+    overnight: z.boolean().optional().describe('required (true) for a window whose end is before its start, such as 22:00-06:00'),
   })
   .describe('a daily send window; null sends at any time');
 
@@ -29,20 +30,33 @@ export const windowView = z
 
 const mediaType = z.enum(['image', 'video', 'document']);
 
-export const mediaInput = z.strictObject({
-  type: mediaType,
-  url: z.url({ protocol: /^https?$/ }).max(2048),
-  filename: z.string().min(1).max(255).optional(),
-  caption: z.string().max(1024).optional(),
-});
+export const mediaInput = z
+  .strictObject({
+    type: mediaType,
+    url: z.url({ protocol: /^https?$/ }).max(2048).optional().describe('fetched and checked when the campaign is scheduled'),
+    media_id: id.optional().describe('a file uploaded to /api/v1/media'),
+    filename: z.string().min(1).max(255).optional(),
+    caption: z.string().max(1024).optional(),
+  })
+  .refine((m) => (m.url === undefined) !== (m.media_id === undefined), { error: 'give either url or media_id', path: ['url'] });
 
 export const mediaView = z
-  .object({ type: mediaType, url: z.string(), filename: z.string().optional(), caption: z.string().optional() })
-  .meta({ id: 'Media' });
+  .object({
+    type: mediaType,
+    url: z.string().optional(),
+    media_id: z.number().int().optional(),
+    filename: z.string().optional(),
+    caption: z.string().optional(),
+    mime_type: z.string().optional().describe('once prepared (scheduled)'),
+    bytes: z.number().int().optional(),
+  })
+  .meta({ id: 'MessageMedia' });
 
 export const messageBody = z.string().min(1).max(4096);
 
 // ---- Campaigns ------------------------------------------------------------------------------
+
+const delayView = z.object({ min_seconds: z.number(), max_seconds: z.number() }).meta({ id: 'CampaignDelay' });
 
 const statuses = ['draft', 'scheduled', 'running', 'paused', 'completed', 'cancelled'] as const;
 
@@ -60,14 +74,16 @@ const campaign = z
       device_ids: z.array(z.number().int()).nullable(),
       triggers: z.array(z.string()).nullable(),
     }),
-    starts_at: timestamp,
+    starts_at: nullableTimestamp.describe('null: as soon as it is scheduled'),
     window: windowView.nullable(),
     delivery: z.enum(['at_most_once', 'at_least_once']),
     mode: z.enum(['owned', 'pool']),
     device_hourly_quota: z.number().int().nullable(),
     device_daily_quota: z.number().int().nullable(),
     daily_limit: z.number().int().nullable(),
+    delay: delayView.nullable(),
     status: z.enum(statuses),
+    audience_size: z.number().int().nullable().describe('leads materialised at start (pool: queued)'),
     created_at: timestamp,
     updated_at: timestamp,
     started_at: nullableTimestamp,
@@ -77,6 +93,7 @@ const campaign = z
   .meta({ id: 'Campaign' });
 
 const tags = z.array(tag).max(100);
+const seconds = z.number().min(0).max(86_400);
 const cap = z.number().int().min(1).max(1_000_000).nullable();
 
 const campaignInput = z.strictObject({
@@ -98,8 +115,36 @@ const campaignInput = z.strictObject({
   mode: z.enum(['owned', 'pool']).optional(),
   device_hourly_quota: cap.optional().describe('pool mode: most sends per device per hour'),
   device_daily_quota: cap.optional().describe('pool mode: most sends per device per day'),
-  daily_limit: cap.optional().describe('most sends of this campaign per day'),
+  daily_limit: cap.optional().describe("pool mode: most sends of this campaign per day (the owner's day)"),
+  delay: z
+    .strictObject({ min_seconds: seconds, max_seconds: seconds })
+    .nullable()
+    .optional()
+    .describe("a random gap between two of this campaign's sends on a device, replacing the device's own; null: the device's"),
 });
+
+const summary = {
+  total: z.number().int(),
+  pending: z.number().int(),
+  sent: z.number().int(),
+  delivered: z.number().int(),
+  read: z.number().int(),
+  failed: z.number().int(),
+  cancelled: z.number().int(),
+  other: z.number().int().describe('skipped and unknown'),
+};
+
+const stats = z
+  .object({
+    campaign_id: z.number().int(),
+    status: z.enum(statuses),
+    mode: z.enum(['owned', 'pool']),
+    audience_size: z.number().int().nullable(),
+    totals: z.object(summary),
+    queued: z.number().int(),
+    devices: z.array(z.object({ device_id: z.number().int(), ...summary })),
+  })
+  .meta({ id: 'CampaignStats' });
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
 
@@ -170,6 +215,30 @@ export function campaignRoutes(app: Api, s: Services): void {
   action('pause', 'Pause a campaign', 'scheduled | running -> paused.');
   action('resume', 'Resume a paused campaign', 'paused -> running if it had started, else scheduled.');
   action('cancel', 'Cancel a campaign', 'draft | scheduled | running | paused -> cancelled; its waiting messages are cancelled with it.');
+  app.post('/api/v1/campaigns/:id/retry', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'Retry failed messages',
+      description: 'Failed messages go back to pending (of one device with `device_id`); a completed campaign runs again.',
+      security,
+      params: idParams,
+      body: z.strictObject({ device_id: id.optional() }).optional(),
+      response: { 200: z.object({ retried: z.number().int(), campaign }), ...errors },
+    },
+    handler: async (req) => s.campaigns.retryFailed(actorOf(req), req.params.id, req.body?.device_id ?? null),
+  });
+  app.get('/api/v1/campaigns/:id/stats', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'Campaign statistics',
+      description:
+        'Counts from the outbox rows, for the campaign and per device. `sent` includes delivered and read; `pending` is everything not finished; `queued` is pool leads not yet handed to a device.',
+      security,
+      params: idParams,
+      response: { 200: stats, ...errors },
+    },
+    handler: async (req) => s.campaigns.stats(actorOf(req), req.params.id),
+  });
   app.post('/api/v1/campaigns/:id/clone', {
     schema: {
       tags: ['campaigns'],

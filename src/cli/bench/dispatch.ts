@@ -13,7 +13,8 @@ import { SystemClock } from '../../engine/clock.js';
 import { Dispatcher } from '../../engine/dispatcher.js';
 import { EngineEvents } from '../../engine/events.js';
 import { migrate } from '../../store/migrate.js';
-import { insertCampaign, materialiseCampaign } from '../../store/sql/campaigns.js';
+import { insertCampaign, startCampaignNow } from '../../store/sql/campaigns.js';
+import { materialiseAll } from '../../engine/materialise.js';
 import { insertDevices } from '../../store/sql/devices.js';
 import { generateLeads } from '../../store/sql/leads.js';
 import { countByStatus } from '../../store/sql/messages.js';
@@ -75,13 +76,8 @@ async function buildOutbox(loc: ScratchLocation, o: DispatchBenchOptions, clock:
     const matStart = clock.now();
     let queued = 0;
     for (const id of campaignIds) {
-      const [c] = (
-        await db.query<{ id: number; user_id: number; starts_at: Date; window_id: number | null; audience: object }>(
-          `update campaigns set status = 'running', started_at = $2 where id = $1 returning id, user_id, starts_at, window_id, audience`,
-          [id, now],
-        )
-      ).rows;
-      queued += await materialiseCampaign(db, c!, now, now);
+      await startCampaignNow(db, id, now);
+      queued += await materialiseAll(db, id, now.getTime());
     }
     const materialiseSeconds = Math.round((clock.now() - matStart) / 10) / 100;
     await db.exec('vacuum analyze');

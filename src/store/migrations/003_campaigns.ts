@@ -8,10 +8,11 @@
  * - Materialisation runs in chunks of lead ids, each its own transaction, so PGlite's single
  *   connection is never held for seconds. `audience_until` freezes the audience (no lead created
  *   after the start joins), `materialised_through` is the cursor a restarted process resumes from,
- *   and `materialised_at` says it is finished: a campaign is never completed before that.
+ *   and `materialised_at` says it is finished: a campaign is never completed before that. A
+ *   running campaign without `audience_until` was not started in chunks (rows written directly).
  * - Pool campaigns: `pool_queue` freezes the audience of device-less leads at start; the allocator
  *   hands them out, and `campaign_devices` keeps each device's lane (how many it has been given,
- *   the even-spread counter). pool_queue has no foreign key: a million inserted rows would each pay
+ *   plus any catch-up: the even-spread counter). pool_queue has no foreign key: a million inserted rows would each pay
  *   a lookup; it is emptied by cancel and by the campaign's deletion instead.
  * - `media`: files a tenant uploaded or a campaign fetched, already re-encoded; messages refer to
  *   them by id.
@@ -27,6 +28,8 @@ create index messages_pending_campaign_idx on messages (campaign_id)
 drop index messages_lead_pending_idx;
 create index messages_lead_pending_idx on messages (lead_id) where status in ('pending', 'held');
 
+-- No start time means "as soon as it is scheduled": scheduling fills it in.
+alter table campaigns alter column starts_at drop not null;
 alter table campaigns add column min_delay_ms integer check (min_delay_ms >= 0);
 alter table campaigns add column max_delay_ms integer;
 alter table campaigns add constraint campaigns_delay_check
@@ -37,7 +40,8 @@ alter table campaigns add column materialised_at timestamptz;
 alter table campaigns add column audience_size integer;
 -- Campaigns already running when this migration ran were materialised whole.
 update campaigns set materialised_at = started_at where started_at is not null;
-create index campaigns_materialising_idx on campaigns (id) where status in ('running', 'paused') and materialised_at is null;
+create index campaigns_materialising_idx on campaigns (id)
+  where status in ('running', 'paused') and materialised_at is null and audience_until is not null;
 create index campaigns_pool_running_idx on campaigns (id) where status = 'running' and mode = 'pool';
 
 create table pool_queue (
@@ -51,6 +55,9 @@ create table campaign_devices (
   device_id bigint not null,
   lane integer not null default 0,
   allocated integer not null default 0,
+  -- Whether the device was usable at the last allocation: a device that comes back starts level
+  -- with the others instead of holding them all back until it has caught up.
+  active boolean not null default true,
   primary key (campaign_id, device_id)
 );
 

@@ -18,7 +18,8 @@ export interface CampaignRow {
   media: unknown;
   audience: Audience;
   mode: CampaignMode;
-  starts_at: Date;
+  /** Null: as soon as it is scheduled. */
+  starts_at: Date | null;
   window_id: number | null;
   delivery: Delivery;
   device_hourly_quota: number | null;
@@ -28,6 +29,8 @@ export interface CampaignRow {
   min_delay_ms: number | null;
   max_delay_ms: number | null;
   status: CampaignStatus;
+  /** Leads materialised (owned: outbox rows; pool: queued leads) once started. */
+  audience_size: number | null;
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;
@@ -39,7 +42,7 @@ export interface CampaignRow {
   window_days: number | null;
 }
 
-const columns = `c.id, c.name, c.body, c.media, c.audience, c.mode, c.starts_at, c.window_id, c.delivery,
+const columns = `c.id, c.name, c.body, c.media, c.audience, c.mode, c.starts_at, c.window_id, c.delivery, c.audience_size,
   c.device_hourly_quota, c.device_daily_quota, c.daily_limit, c.min_delay_ms, c.max_delay_ms, c.status, c.created_at, c.updated_at,
   c.started_at, c.completed_at, w.time_zone as window_time_zone, w.start_minute as window_start_minute,
   w.end_minute as window_end_minute, w.days as window_days`;
@@ -53,7 +56,7 @@ export interface CampaignFields {
   media: unknown;
   audience: Audience;
   mode: CampaignMode;
-  startsAt: Date;
+  startsAt: Date | null;
   windowId: number | null;
   delivery: Delivery;
   deviceHourlyQuota: number | null;
@@ -180,9 +183,100 @@ export async function transitionCampaign(
 export async function cancelCampaignMessages(db: Queryable, campaignId: number, now: Date): Promise<number> {
   const res = await db.query(
     `update messages set status = 'cancelled', error_code = 'campaign_cancelled', finished_at = $2
-      where campaign_id = $1 and status = 'pending'`,
+      where campaign_id = $1 and status in ('pending', 'held')`,
     [campaignId, now],
   );
+  return res.rowCount;
+}
+
+/**
+ * draft -> scheduled; a campaign without a start time gets `now`. False when it is not a draft.
+ */
+export async function scheduleCampaignRow(db: Queryable, tenantId: number, id: number, now: Date): Promise<boolean> {
+  const res = await db.query(
+    `update campaigns set status = 'scheduled', starts_at = coalesce(starts_at, $3), updated_at = $3
+      where user_id = $1 and id = $2 and status = 'draft'`,
+    [tenantId, id, now],
+  );
+  return res.rowCount > 0;
+}
+
+/** A completed campaign whose failed rows were requeued runs again. */
+export async function reopenCampaign(db: Queryable, tenantId: number, id: number, now: Date): Promise<boolean> {
+  const res = await db.query(
+    `update campaigns set status = 'running', completed_at = null, updated_at = $3
+      where user_id = $1 and id = $2 and status = 'completed'`,
+    [tenantId, id, now],
+  );
+  return res.rowCount > 0;
+}
+
+/**
+ * Holds a paused campaign's waiting rows: `held` is outside the dispatcher's claim index, so the
+ * pause is exact once this commits (rows already in flight finish as they are).
+ */
+export async function holdCampaignMessages(db: Queryable, campaignId: number): Promise<number> {
+  const res = await db.query(`update messages set status = 'held' where campaign_id = $1 and status = 'pending'`, [campaignId]);
+  return res.rowCount;
+}
+
+/**
+ * Puts a resumed campaign's held rows back, due no earlier than now. They are not spread out here:
+ * the dispatcher paces each device (gap, hourly and daily caps) from its own send history, so a
+ * resume cannot burst past what the device would have sent anyway.
+ */
+export async function releaseCampaignMessages(db: Queryable, campaignId: number, now: Date): Promise<number> {
+  const res = await db.query(
+    `update messages set status = 'pending', not_before = greatest(not_before, $2)
+      where campaign_id = $1 and status = 'held'`,
+    [campaignId, now],
+  );
+  return res.rowCount;
+}
+
+/**
+ * Failed messages of a campaign (optionally of one device) go back to pending, due now; the
+ * campaign runs again if it had completed. Returns how many were requeued.
+ */
+export async function retryFailedMessages(db: Queryable, tenantId: number, campaignId: number, deviceId: number | null, now: Date): Promise<number> {
+  const res = await db.query(
+    `update messages set status = 'pending', not_before = $4, finished_at = null, error_code = null, error = null
+      where campaign_id = $1 and user_id = $2 and status = 'failed' and ($3::bigint is null or device_id = $3)`,
+    [campaignId, tenantId, deviceId, now],
+  );
+  return res.rowCount;
+}
+
+export interface DeviceMessageCounts {
+  device_id: number;
+  counts: MessageCounts;
+}
+
+/** The campaign's rows by device and status (one grouped pass). */
+export async function campaignDeviceCounts(db: Queryable, tenantId: number, campaignId: number): Promise<DeviceMessageCounts[]> {
+  const res = await db.query<{ device_id: number; status: keyof MessageCounts; n: number }>(
+    `select device_id, status, count(*)::int as n from messages where campaign_id = $1 and user_id = $2
+      group by device_id, status order by device_id`,
+    [campaignId, tenantId],
+  );
+  const by = new Map<number, MessageCounts>();
+  for (const r of res.rows) {
+    let c = by.get(r.device_id);
+    if (!c) by.set(r.device_id, (c = zeroCounts()));
+    c[r.status] = r.n;
+  }
+  return [...by].map(([device_id, counts]) => ({ device_id, counts }));
+}
+
+/** Pool leads still waiting for a device, for a pool campaign's statistics. */
+export async function poolQueueLength(db: Queryable, campaignId: number): Promise<number> {
+  const res = await db.query<{ n: number }>(`select count(*)::int as n from pool_queue where campaign_id = $1`, [campaignId]);
+  return res.rows[0]!.n;
+}
+
+/** Empties a cancelled or deleted pool campaign's queue. */
+export async function clearPoolQueue(db: Queryable, campaignId: number): Promise<number> {
+  const res = await db.query(`delete from pool_queue where campaign_id = $1`, [campaignId]);
   return res.rowCount;
 }
 

@@ -11,63 +11,215 @@ export interface Audience {
 export interface DueCampaign {
   id: number;
   user_id: number;
-  starts_at: Date;
-  window_id: number | null;
-  audience: Audience;
+  mode: 'owned' | 'pool';
 }
 
-/** Marks scheduled campaigns whose start has come as running; returns them (to materialise). */
+/**
+ * Marks scheduled campaigns whose start has come as running and freezes their audience: leads
+ * created after this instant (a higher id) never join. Materialising follows in chunks.
+ */
 export async function takeDueCampaigns(db: Queryable, now: Date, limit: number): Promise<DueCampaign[]> {
   const res = await db.query<DueCampaign>(
-    `update campaigns set status = 'running', started_at = $1, updated_at = $1
+    `update campaigns c set status = 'running', started_at = $1, updated_at = $1, materialised_through = 0,
+            audience_size = 0,
+            audience_until = coalesce((select max(l.id) from leads l where l.user_id = c.user_id), 0)
       where id = any(array(
         select id from campaigns where status = 'scheduled' and starts_at <= $1
          order by starts_at, id limit $2 for update skip locked))
-      returning id, user_id, starts_at, window_id, audience`,
+      returning id, user_id, mode`,
     [now, limit],
   );
   return res.rows;
 }
 
 /**
- * Freezes the audience into the outbox with one set-based statement: one row per matching lead,
- * through the lead's own device. The unique (campaign_id, lead_id) key makes running it twice
- * harmless. Opted-out leads and leads without a live device of the same owner are left out.
+ * Starts one campaign now, whatever its start time (tests, benchmarks and simulations that drive
+ * the engine's steps themselves): the same flip and audience freeze as takeDueCampaigns.
  */
-export async function materialiseCampaign(db: Queryable, c: DueCampaign, notBefore: Date, now: Date): Promise<number> {
-  const a = c.audience ?? {};
+export async function startCampaignNow(db: Queryable, id: number, now: Date, from: readonly string[] = ['draft', 'scheduled']): Promise<DueCampaign | null> {
+  const res = await db.query<DueCampaign>(
+    `update campaigns c set status = 'running', started_at = $2, updated_at = $2, materialised_through = 0,
+            audience_size = 0,
+            audience_until = coalesce((select max(l.id) from leads l where l.user_id = c.user_id), 0)
+      where id = $1 and status = any($3::text[])
+      returning id, user_id, mode`,
+    [id, now, from],
+  );
+  return res.rows[0] ?? null;
+}
+
+/** Campaigns started but not yet fully materialised (a chunked start in progress, or cut by a crash). */
+export async function materialisingCampaignIds(db: Queryable): Promise<number[]> {
+  const res = await db.query<{ id: number }>(
+    `select id from campaigns where status in ('running', 'paused') and materialised_at is null and audience_until is not null order by id`,
+  );
+  return res.rows.map((r) => r.id);
+}
+
+export interface MaterialisingCampaign {
+  id: number;
+  user_id: number;
+  mode: 'owned' | 'pool';
+  status: 'running' | 'paused';
+  body: string;
+  media: unknown;
+  audience: Audience;
+  window_id: number | null;
+  starts_at: Date;
+  audience_until: number;
+  materialised_through: number;
+  /** Rows (owned) or queued leads (pool) materialised so far. */
+  audience_size: number;
+}
+
+/**
+ * Locks a campaign whose materialisation is unfinished, for one chunk. SKIP LOCKED: another
+ * process on the same chunk simply moves on; the cursor it will read next is already advanced.
+ */
+export async function lockMaterialising(db: Queryable, id: number): Promise<MaterialisingCampaign | null> {
+  const res = await db.query<MaterialisingCampaign>(
+    `select id, user_id, mode, status, body, media, audience, window_id, starts_at, audience_until, materialised_through,
+            coalesce(audience_size, 0) as audience_size
+       from campaigns
+      where id = $1 and status in ('running', 'paused') and materialised_at is null and audience_until is not null
+      for update skip locked`,
+    [id],
+  );
+  return res.rows[0] ?? null;
+}
+
+/**
+ * The upper lead id of the next chunk: the id `size` leads of the tenant after `after`, capped at
+ * the frozen audience bound. Walks the (user_id, id) index only.
+ */
+export async function chunkUpperBound(db: Queryable, userId: number, after: number, until: number, size: number): Promise<number> {
+  const res = await db.query<{ id: number }>(
+    `select id from leads where user_id = $1 and id > $2 and id <= $3 order by id offset $4 limit 1`,
+    [userId, after, until, size - 1],
+  );
+  return res.rows[0]?.id ?? until;
+}
+
+/** The audience clauses of a campaign (leads aliased l); values are appended to `params`. */
+function audienceClauses(a: Audience, params: unknown[], byDevice: boolean): string {
+  const p = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const c: string[] = [];
+  if (a.niches?.length) c.push(`l.niches && ${p(a.niches)}::text[]`);
+  if (a.statuses?.length) c.push(`l.status = any(${p(a.statuses)}::text[])`);
+  if (a.triggers?.length) c.push(`l.triggers && ${p(a.triggers)}::text[]`);
+  if (byDevice && a.deviceIds?.length) c.push(`l.device_id = any(${p(a.deviceIds)}::bigint[])`);
+  return c.map((x) => ` and ${x}`).join('');
+}
+
+export interface OwnedChunk {
+  campaign: MaterialisingCampaign;
+  /** Lead ids in (lo, hi]. */
+  lo: number;
+  hi: number;
+  /** SQL text expression for the body over leads aliased l (see template-expression.ts). */
+  bodySql: string;
+  /** The parameters bodySql refers to, numbered from $1. */
+  bodyParams: unknown[];
+  notBefore: Date;
+  now: Date;
+}
+
+/**
+ * One chunk of an owned campaign's outbox, in one INSERT ... SELECT: a row per matching lead of
+ * the chunk, through the lead's own live device. Rows of a campaign paused meanwhile are born held.
+ *
+ * Shape, measured: rows go in lead-id order (the leads (user_id, id) range), which keeps the
+ * outbox's primary key, the (campaign_id, lead_id) key and the per-lead index append-only; a plain
+ * INSERT (no ON CONFLICT) spares each row a speculative insertion, and is safe because the chunk's
+ * cursor advances in the same transaction under the campaign's row lock.
+ */
+export async function insertOwnedChunk(db: Queryable, k: OwnedChunk): Promise<number> {
+  const c = k.campaign;
+  const p: unknown[] = [...k.bodyParams];
+  const at = (v: unknown): string => {
+    p.push(v);
+    return `$${p.length}`;
+  };
+  const sql = `insert into messages (user_id, device_id, lead_id, phone, campaign_id, body, media, window_id, status, not_before, created_at)
+     select l.user_id, l.device_id, l.id, l.phone, ${at(c.id)}::bigint, ${k.bodySql}, ${at(c.media === null ? null : JSON.stringify(c.media))}::jsonb,
+            ${at(c.window_id)}::bigint, ${at(c.status === 'paused' ? 'held' : 'pending')}::text, ${at(k.notBefore)}::timestamptz, ${at(k.now)}::timestamptz
+       from leads l
+       join devices d on d.id = l.device_id and d.deleted_at is null
+      where l.user_id = ${at(c.user_id)} and d.user_id = l.user_id
+        and l.id > ${at(k.lo)} and l.id <= ${at(k.hi)}
+        and l.opted_out_at is null${audienceClauses(c.audience ?? {}, p, true)}
+      order by l.id`;
+  const res = await db.query(sql, p);
+  return res.rowCount;
+}
+
+/** One chunk of a pool campaign's frozen audience: matching leads without a device, into its queue. */
+export async function insertPoolChunk(db: Queryable, c: MaterialisingCampaign, lo: number, hi: number): Promise<number> {
+  const p: unknown[] = [c.id, c.user_id, lo, hi];
   const res = await db.query(
-    `insert into messages (user_id, device_id, lead_id, phone, campaign_id, body, media, window_id, not_before, created_at)
-     select l.user_id, l.device_id, l.id, l.phone, c.id, c.body, c.media, c.window_id, $2, $3
-       from campaigns c
-       join leads l on l.user_id = c.user_id
-       join devices d on d.id = l.device_id and d.user_id = c.user_id and d.deleted_at is null
-      where c.id = $1
-        and l.opted_out_at is null
-        and ($4::text[] is null or l.niches && $4::text[])
-        and ($5::text[] is null or l.status = any($5::text[]))
-        and ($6::bigint[] is null or l.device_id = any($6::bigint[]))
-        and ($7::text[] is null or l.triggers && $7::text[])
-     on conflict do nothing`,
-    [c.id, notBefore, now, a.niches ?? null, a.statuses ?? null, a.deviceIds ?? null, a.triggers ?? null],
+    `insert into pool_queue (campaign_id, lead_id)
+     select $1, l.id from leads l
+      where l.user_id = $2 and l.id > $3 and l.id <= $4 and l.device_id is null
+        and l.opted_out_at is null${audienceClauses(c.audience ?? {}, p, false)}
+      order by l.id`,
+    p,
   );
   return res.rowCount;
 }
 
-/** Running campaigns among `ids` with nothing left pending or in flight become completed. */
+/** Moves the cursor past a chunk; the last chunk marks the campaign materialised. */
+export async function advanceMaterialisation(db: Queryable, id: number, through: number, added: number, done: boolean, now: Date): Promise<void> {
+  await db.query(
+    `update campaigns set materialised_through = $2, audience_size = coalesce(audience_size, 0) + $3,
+            materialised_at = case when $4::boolean then $5::timestamptz end
+      where id = $1`,
+    [id, through, added, done, now],
+  );
+}
+
+/**
+ * Running campaigns among `ids` with nothing left waiting or in flight become completed: fully
+ * materialised, no pending, held or sending row, and (pool) nothing left in the queue.
+ */
 export async function completeFinishedCampaigns(db: Queryable, ids: readonly number[], now: Date): Promise<number[]> {
   if (ids.length === 0) return [];
   const res = await db.query<{ id: number }>(
     `update campaigns c set status = 'completed', completed_at = $2, updated_at = $2
       where c.id = any($1::bigint[]) and c.status = 'running'
+        and not (c.audience_until is not null and c.materialised_at is null)
         and not exists (
-          select 1 from messages m where m.campaign_id = c.id and m.status = 'pending' and m.campaign_id is not null)
+          select 1 from messages m where m.campaign_id = c.id and m.status in ('pending', 'held') and m.campaign_id is not null)
         and not exists (
           select 1 from messages m where m.status = 'sending' and m.campaign_id = c.id)
+        and not exists (select 1 from pool_queue q where q.campaign_id = c.id)
       returning c.id`,
     [ids, now],
   );
   return res.rows.map((r) => r.id);
+}
+
+export interface CampaignGap {
+  min_delay_ms: number;
+  max_delay_ms: number;
+}
+
+/**
+ * The campaigns' own gaps, for those among `ids` that override their devices'. Immutable once a
+ * campaign has started (it is edited only as a draft or scheduled), so the dispatcher caches them.
+ */
+export async function loadCampaignGaps(db: Queryable, ids: readonly number[]): Promise<Map<number, CampaignGap | null>> {
+  const res = await db.query<{ id: number; min_delay_ms: number | null; max_delay_ms: number | null }>(
+    `select id, min_delay_ms, max_delay_ms from campaigns where id = any($1::bigint[])`,
+    [ids],
+  );
+  const out = new Map<number, CampaignGap | null>(ids.map((id) => [id, null]));
+  for (const r of res.rows) {
+    if (r.min_delay_ms !== null && r.max_delay_ms !== null) out.set(r.id, { min_delay_ms: r.min_delay_ms, max_delay_ms: r.max_delay_ms });
+  }
+  return out;
 }
 
 export async function runningCampaignIds(db: Queryable): Promise<number[]> {
@@ -90,12 +242,20 @@ export interface NewCampaign {
   windowId?: number | null;
   delivery?: 'at_most_once' | 'at_least_once';
   status?: 'draft' | 'scheduled';
+  mode?: 'owned' | 'pool';
+  deviceHourlyQuota?: number | null;
+  deviceDailyQuota?: number | null;
+  dailyLimit?: number | null;
+  minDelayMs?: number | null;
+  maxDelayMs?: number | null;
 }
 
+/** A campaign row as the engine's tests, benchmarks and simulations write it (the API validates first). */
 export async function insertCampaign(db: Queryable, userId: number, c: NewCampaign, now: Date): Promise<number> {
   const res = await db.query<{ id: number }>(
-    `insert into campaigns (user_id, name, body, media, audience, starts_at, window_id, delivery, status, created_at, updated_at)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) returning id`,
+    `insert into campaigns (user_id, name, body, media, audience, starts_at, window_id, delivery, status, mode,
+                            device_hourly_quota, device_daily_quota, daily_limit, min_delay_ms, max_delay_ms, created_at, updated_at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) returning id`,
     [
       userId,
       c.name,
@@ -106,6 +266,12 @@ export async function insertCampaign(db: Queryable, userId: number, c: NewCampai
       c.windowId ?? null,
       c.delivery ?? 'at_most_once',
       c.status ?? 'scheduled',
+      c.mode ?? 'owned',
+      c.deviceHourlyQuota ?? null,
+      c.deviceDailyQuota ?? null,
+      c.dailyLimit ?? null,
+      c.minDelayMs ?? null,
+      c.maxDelayMs ?? null,
       now,
     ],
   );

@@ -173,8 +173,11 @@ export async function deleteDevice(db: Queryable, tenantId: number, id: number, 
   );
   if (res.rowCount === 0) return false;
   await db.query(
+    // A running pool campaign's rows are left for its allocator, which hands them to another device.
     `update messages set status = 'cancelled', error_code = 'device_deleted', finished_at = $2
-      where device_id = $1 and status = 'pending'`,
+      where device_id = $1 and status in ('pending', 'held')
+        and (campaign_id is null
+             or campaign_id not in (select id from campaigns where mode = 'pool' and status in ('running', 'paused')))`,
     [id, now],
   );
   await db.query(`update leads set device_id = null, updated_at = $3 where user_id = $1 and device_id = $2`, [tenantId, id, now]);

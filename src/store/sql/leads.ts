@@ -233,7 +233,7 @@ export async function cancelPendingForLeads(db: Queryable, leadIds: readonly num
   if (leadIds.length === 0) return 0;
   const res = await db.query(
     `update messages set status = 'cancelled', error_code = $2, finished_at = $3
-      where lead_id = any($1::bigint[]) and status = 'pending'`,
+      where lead_id = any($1::bigint[]) and status in ('pending', 'held')`,
     [leadIds, code, now],
   );
   return res.rowCount;
@@ -244,7 +244,7 @@ export async function cancelPendingForLeadFilter(db: Queryable, where: string, p
   const p = [...params, code, now];
   const res = await db.query(
     `update messages set status = 'cancelled', error_code = $${p.length - 1}, finished_at = $${p.length}
-      where status = 'pending' and lead_id in (select l.id from leads l where ${where})`,
+      where status in ('pending', 'held') and lead_id in (select l.id from leads l where ${where})`,
     p,
   );
   return res.rowCount;

@@ -141,7 +141,7 @@ export async function deleteSequenceRow(db: Queryable, tenantId: number, id: num
   if (!(await lockSequence(db, tenantId, id))) return false;
   await db.query(
     `update messages set status = 'cancelled', error_code = 'sequence_deleted', finished_at = $2
-      where enrollment_id in (select id from enrollments where sequence_id = $1) and status = 'pending'`,
+      where enrollment_id in (select id from enrollments where sequence_id = $1) and status in ('pending', 'held')`,
     [id, now],
   );
   await db.query(`delete from sequences where id = $1`, [id]);

@@ -160,7 +160,7 @@ export async function deleteUser(db: Queryable, id: number, now: Date, parentId?
   const devices = await db.query<{ id: number }>(`select id from devices where user_id = $1`, [id]);
   await db.query(
     `update messages set status = 'cancelled', error_code = 'user_deleted', finished_at = $2
-      where user_id = $1 and status = 'pending'`,
+      where user_id = $1 and status in ('pending', 'held')`,
     [id, now],
   );
   await db.query(`delete from users where id = $1`, [id]);

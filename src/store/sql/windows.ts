@@ -2,16 +2,16 @@
 import type { Queryable } from '../db.js';
 import type { SendWindow } from '../../engine/pacing.js';
 
-/** The id of the window with exactly these fields, created if new. */
+/**
+ * The id of the window with exactly these fields, created if new. DO UPDATE (a no-op write) rather
+ * than DO NOTHING + a second SELECT: when two transactions create the same window at once, the
+ * loser's SELECT runs on a snapshot that cannot see the winner's row and would return nothing.
+ */
 export async function ensureWindow(db: Queryable, w: SendWindow): Promise<number> {
   const res = await db.query<{ id: number }>(
-    `with ins as (
-       insert into send_windows (time_zone, start_minute, end_minute, days) values ($1, $2, $3, $4)
-       on conflict (time_zone, start_minute, end_minute, days) do nothing
-       returning id)
-     select id from ins
-     union all
-     select id from send_windows where time_zone = $1 and start_minute = $2 and end_minute = $3 and days = $4`,
+    `insert into send_windows (time_zone, start_minute, end_minute, days) values ($1, $2, $3, $4)
+     on conflict (time_zone, start_minute, end_minute, days) do update set days = excluded.days
+     returning id`,
     [w.timeZone, w.startMinute, w.endMinute, w.days],
   );
   return res.rows[0]!.id;

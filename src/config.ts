@@ -28,6 +28,8 @@ const schema = z.object({
     .optional(),
   FLEETCAST_SESSION_TTL_HOURS: z.coerce.number().min(1).max(24 * 365).default(168),
   FLEETCAST_IMPORT_MAX_MB: z.coerce.number().int().min(1).default(1024),
+  /** PGlite's buffer cache (its shared_buffers), which counts in the process's memory: see docs/benchmarks.md. */
+  FLEETCAST_PGLITE_CACHE_MB: z.coerce.number().int().min(8).max(4096).default(96),
   /** Let campaign media URLs reach private and loopback addresses (off: a tenant must not probe the server's network). */
   FLEETCAST_MEDIA_ALLOW_PRIVATE: z
     .enum(['true', 'false'], { message: 'true or false' })

@@ -1,18 +1,17 @@
 /** `fleetcast bench <name> [options]`: measured figures with the machine they ran on. */
 import { parseArgs } from 'node:util';
-import { benchDispatch, dispatchWorker } from './bench/dispatch.js';
-import { benchCampaign } from './bench/campaign.js';
-import { benchImport } from './bench/import.js';
-import { benchPool } from './bench/pool.js';
-import { benchLeadList } from './bench/lead-list.js';
 import { machine, printTable } from './bench/report.js';
 
-/** Benchmarks with options of their own; each parses its arguments and returns the exit code. */
+/**
+ * Benchmarks with options of their own; each parses its arguments and returns the exit code.
+ * Loaded on demand: a timed child process must not carry modules its benchmark never uses (the
+ * HTTP server, the image library), or their memory is charged to the figure.
+ */
 const others: Record<string, (args: string[]) => Promise<number>> = {
-  campaign: benchCampaign,
-  import: benchImport,
-  'lead-list': benchLeadList,
-  pool: benchPool,
+  campaign: async (a) => (await import('./bench/campaign.js')).benchCampaign(a),
+  import: async (a) => (await import('./bench/import.js')).benchImport(a),
+  'lead-list': async (a) => (await import('./bench/lead-list.js')).benchLeadList(a),
+  pool: async (a) => (await import('./bench/pool.js')).benchPool(a),
 };
 
 const USAGE = `usage: fleetcast bench dispatch|campaign|pool|import|lead-list [options]   (fleetcast bench <name> --help)
@@ -29,7 +28,7 @@ fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--
 export async function benchCommand(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   // The timed half of `bench dispatch`, in a process of its own (see bench/dispatch.ts).
-  if (name === 'dispatch-worker') return dispatchWorker(rest[0] ?? '{}');
+  if (name === 'dispatch-worker') return (await import('./bench/dispatch.js')).dispatchWorker(rest[0] ?? '{}');
   const other = name === undefined ? undefined : others[name];
   if (other) return other(rest);
   let parsed;
@@ -61,6 +60,7 @@ export async function benchCommand(args: string[]): Promise<number> {
     process.stderr.write(`fleetcast bench: ${errors.join('; ')}\n\n${USAGE}`);
     return 2;
   }
+  const { benchDispatch } = await import('./bench/dispatch.js');
   const result = await benchDispatch({ devices, messages, db: v.db as 'pglite' | 'postgres', progress: !v.json, profile: v.profile });
   const out = { benchmark: 'dispatch', ...result, ...machine() };
   if (v.json) process.stdout.write(JSON.stringify(out) + '\n');

@@ -17,7 +17,12 @@ export async function serve(): Promise<void> {
   const cfg = loadConfig();
   const log = createLogger(cfg.FLEETCAST_LOG_LEVEL);
   const clock = new SystemClock();
-  const db = await openStore({ databaseUrl: cfg.DATABASE_URL, dataDir: cfg.FLEETCAST_DATA_DIR, schema: cfg.FLEETCAST_DB_SCHEMA });
+  const db = await openStore({
+    databaseUrl: cfg.DATABASE_URL,
+    dataDir: cfg.FLEETCAST_DATA_DIR,
+    schema: cfg.FLEETCAST_DB_SCHEMA,
+    pgliteCacheMb: cfg.FLEETCAST_PGLITE_CACHE_MB,
+  });
   const applied = await migrate(db, new Date(clock.now()));
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
   const latency = cfg.FLEETCAST_SIMULATOR_LATENCY_MS;

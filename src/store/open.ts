@@ -11,6 +11,8 @@ export interface StoreConfig {
   dataDir: string;
   schema?: string | undefined;
   track?: Tracker | undefined;
+  /** PGlite only: its buffer cache in MB (default 96). */
+  pgliteCacheMb?: number | undefined;
 }
 
 export async function openStore(cfg: StoreConfig): Promise<Db> {
@@ -27,6 +29,7 @@ export async function openStore(cfg: StoreConfig): Promise<Db> {
   try {
     const db = await openPglite({
       dataDir: resolve(root, 'pglite'),
+      ...(cfg.pgliteCacheMb ? { cacheMb: cfg.pgliteCacheMb } : {}),
       ...(cfg.schema ? { schema: cfg.schema } : {}),
       ...(cfg.track ? { track: cfg.track } : {}),
     });

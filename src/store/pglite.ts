@@ -13,12 +13,14 @@ export const pgliteProfile: DbProfile = {
 };
 
 /**
- * The buffer cache lives inside PGlite's WebAssembly memory, so it counts in the process's RSS.
- * Measured on 2 cores dispatching a 1,000,000-message outbox over 3,000 devices (docs/benchmarks.md):
- * 128 MB (PostgreSQL's default) 7,417 msg/s at 432 MB RSS; 96 MB 6,461 msg/s at 413 MB;
- * 64 MB 4,996 msg/s at 358 MB. 96 MB keeps the throughput target with the least memory.
+ * The buffer cache lives inside PGlite's WebAssembly memory, so it counts in the process's RSS from
+ * the moment the database opens. Measured on 2 cores dispatching a 1,000,000-message outbox over
+ * 3,000 devices (docs/benchmarks.md): 128 MB (PostgreSQL's default) 7,417 msg/s at 432 MB RSS;
+ * 96 MB 6,461 msg/s at 413 MB; 64 MB 4,996 msg/s at 358 MB. 96 MB keeps the dispatch throughput
+ * target with the least memory; FLEETCAST_PGLITE_CACHE_MB trades one for the other (a 1,000,000-row
+ * CSV import peaks at ~420 MB with 96 MB, ~300 MB with 32 MB).
  */
-const PGLITE_SETTINGS = ['shared_buffers=96MB'];
+export const DEFAULT_PGLITE_CACHE_MB = 96;
 
 export interface PgliteOptions {
   /** A directory to persist to; omitted means in memory (small tests only: 1M rows cost > 2 GB). */
@@ -27,6 +29,8 @@ export interface PgliteOptions {
   loadDataDir?: Blob | File;
   schema?: string;
   track?: Tracker;
+  /** The buffer cache (shared_buffers) in MB; default DEFAULT_PGLITE_CACHE_MB. */
+  cacheMb?: number;
 }
 
 // PGlite returns int8 as a JS number already for scalars; keep numeric as string as pg does.
@@ -96,7 +100,7 @@ export async function openPglite(opts: PgliteOptions = {}): Promise<Db & { dumpD
     PGlite.create({
       ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
       ...(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {}),
-      postgresqlconf: PGLITE_SETTINGS,
+      postgresqlconf: [`shared_buffers=${Math.round(opts.cacheMb ?? DEFAULT_PGLITE_CACHE_MB)}MB`],
     });
   const existedBefore = opts.dataDir !== undefined && existsSync(join(opts.dataDir, 'PG_VERSION'));
   let pg = await create();

@@ -153,7 +153,7 @@ async function campaignWorker(specText: string): Promise<number> {
     const peak = memory.stop();
     const check = await db.query<{ n: number; personalised: number; variants: number; leftover: number }>(
       `select count(*)::int as n,
-              count(*) filter (where body like 'Hi Lead %' and body not like '%{%')::int as personalised,
+              count(*) filter (where body like 'Hi Lead, %' and body not like '%{%')::int as personalised,
               count(distinct split_part(body, '!', 1) like '%Hello' )::int as variants,
               count(*) filter (where body like '%{%')::int as leftover
          from messages where campaign_id = $1`,

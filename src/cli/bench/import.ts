@@ -22,6 +22,7 @@ import { SystemClock } from '../../engine/clock.js';
 import { BATCH_ROWS, importLeadsFile } from '../../services/leads/import/run.js';
 import { migrate } from '../../store/migrate.js';
 import { openStore } from '../../store/open.js';
+import { DEFAULT_PGLITE_CACHE_MB } from '../../store/pglite.js';
 import { disposeScratch, newScratchLocation, type ScratchLocation } from '../../store/scratch.js';
 import { insertImport, saveImportProgress } from '../../store/sql/lead-imports.js';
 import { insertUser } from '../../store/sql/users.js';
@@ -35,6 +36,8 @@ Generates a CSV of N leads (untimed), then times its import in a fresh process.
                   one) or postgres (DATABASE_URL, or postgresql://postgres@127.0.0.1:5432/postgres),
                   in a scratch schema
   --batch N       rows per INSERT (default ${BATCH_ROWS})
+  --pglite-cache-mb N
+                  PGlite's buffer cache in MB (default ${DEFAULT_PGLITE_CACHE_MB}, as FLEETCAST_PGLITE_CACHE_MB)
   --json          print one JSON object instead of a table
   --help          this text
 
@@ -46,6 +49,7 @@ const TARGET_RSS_MB = 300;
 
 interface WorkerSpec {
   loc: ScratchLocation;
+  cacheMb: number;
   file: string;
   rows: number;
   batch: number;
@@ -62,6 +66,7 @@ export async function benchImport(args: string[]): Promise<number> {
         rows: { type: 'string', default: '1000000' },
         db: { type: 'string', default: 'pglite' },
         batch: { type: 'string', default: String(BATCH_ROWS) },
+        'pglite-cache-mb': { type: 'string', default: String(DEFAULT_PGLITE_CACHE_MB) },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -78,7 +83,9 @@ export async function benchImport(args: string[]): Promise<number> {
   }
   const rows = Number(v.rows);
   const batch = Number(v.batch);
+  const cacheMb = Number(v['pglite-cache-mb']);
   const errors: string[] = [];
+  if (!Number.isInteger(cacheMb) || cacheMb < 8) errors.push('--pglite-cache-mb must be a whole number >= 8');
   if (!Number.isInteger(rows) || rows < 1) errors.push('--rows must be a whole number >= 1');
   if (!Number.isInteger(batch) || batch < 1) errors.push('--batch must be a whole number >= 1');
   if (v.db !== 'pglite' && v.db !== 'postgres') errors.push('--db must be pglite or postgres');
@@ -100,7 +107,7 @@ export async function benchImport(args: string[]): Promise<number> {
     } finally {
       await db.close();
     }
-    const result = await runWorker({ loc, file, rows, batch });
+    const result = await runWorker({ loc, cacheMb, file, rows, batch });
     const verified = result.verified === true && result.inserted === expected.unique && result.failed === expected.bad;
     const out = {
       benchmark: 'import',
@@ -108,6 +115,7 @@ export async function benchImport(args: string[]): Promise<number> {
       rows,
       fileMB: Math.round((statSync(file).size / 2 ** 20) * 10) / 10,
       batch,
+      ...(v.db === 'pglite' ? { pgliteCacheMB: cacheMb } : {}),
       ...result,
       expected: { inserted: expected.unique, failed: expected.bad },
       verified,
@@ -128,8 +136,8 @@ export async function benchImport(args: string[]): Promise<number> {
   }
 }
 
-function storeConfig(loc: ScratchLocation) {
-  return loc.kind === 'pglite' ? { dataDir: loc.dir } : { databaseUrl: loc.url, schema: loc.schema, dataDir: tmpdir() };
+function storeConfig(loc: ScratchLocation, cacheMb?: number) {
+  return loc.kind === 'pglite' ? { dataDir: loc.dir, pgliteCacheMb: cacheMb } : { databaseUrl: loc.url, schema: loc.schema, dataDir: tmpdir() };
 }
 
 /** A deterministic generator (mulberry32), so every run imports the same file. */
@@ -232,7 +240,7 @@ function vmHwmMB(): number | null {
 async function importWorker(specText: string): Promise<number> {
   const spec = JSON.parse(specText) as WorkerSpec;
   const clock = new SystemClock();
-  const db = await openStore(storeConfig(spec.loc));
+  const db = await openStore(storeConfig(spec.loc, spec.cacheMb));
   const now = new Date(clock.now());
   await migrate(db, now);
   const userId = await insertUser(db, { email: 'bench-import@example.test', timeZone: 'Asia/Kuala_Lumpur', defaultCountry: 'MY' }, now);

@@ -105,6 +105,18 @@ export async function deferMessages(db: Queryable, deferrals: readonly Deferral[
   );
 }
 
+/**
+ * The status a row put back to `pending` (a retry, a device found offline, a recovered send) really
+ * takes: `held` if its campaign was paused meanwhile, `cancelled` if it was cancelled, so neither a
+ * pause nor a cancel can be slipped past by a row that was in flight when it happened. Only rows
+ * going back to pending pay for the campaign lookup.
+ */
+const REQUEUED_STATUS = `(case when m.campaign_id is null then 'pending'
+      else coalesce((select case c.status when 'paused' then 'held' when 'cancelled' then 'cancelled' end
+                       from campaigns c where c.id = m.campaign_id), 'pending') end)`;
+/** A recorded outcome's status (u.status from the batch), requeues resolved as above. */
+const NEW_STATUS = `(case when u.status = 'pending' then ${REQUEUED_STATUS} else u.status end)`;
+
 export interface Outcome {
   id: number;
   /** sent | failed | skipped, or pending for a retry. */
@@ -157,14 +169,14 @@ async function recordOther(db: Queryable, outcomes: readonly Outcome[]): Promise
   if (outcomes.length === 0) return 0;
   const res = await db.query(
     `update messages m set
-        status = u.status,
+        status = ${NEW_STATUS},
         attempts = m.attempts + case when u.attempted then 1 else 0 end,
         last_attempt_at = case when u.attempted then u.attempt_at else m.last_attempt_at end,
         transport_id = coalesce(u.transport_id, m.transport_id),
         sent_at = case when u.status = 'sent' then u.at else m.sent_at end,
-        finished_at = case when u.status = 'pending' then null else u.at end,
+        finished_at = case when ${NEW_STATUS} in ('pending', 'held') then null else u.at end,
         not_before = coalesce(u.retry_at, m.not_before),
-        error_code = u.error_code,
+        error_code = case when ${NEW_STATUS} = 'cancelled' then 'campaign_cancelled' else u.error_code end,
         error = u.error
        from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::boolean[])
          as u(id, status, attempt_at, at, transport_id, retry_at, error_code, error, attempted)
@@ -237,12 +249,14 @@ export async function settleInFlight(db: Queryable, settlements: readonly Settle
   if (settlements.length === 0) return;
   await db.query(
     `update messages m set
-        status = u.status,
+        status = ${NEW_STATUS},
         attempts = case when u.status = 'sent' then m.attempts + 1 else m.attempts end,
         last_attempt_at = case when u.status = 'sent' then u.at else m.last_attempt_at end,
         sent_at = case when u.status = 'sent' then u.at else m.sent_at end,
-        finished_at = case when u.status = 'pending' then null else u.at end,
-        error_code = case when u.status = 'unknown' then 'INTERRUPTED' else m.error_code end,
+        finished_at = case when ${NEW_STATUS} in ('pending', 'held') then null else u.at end,
+        error_code = case when u.status = 'unknown' then 'INTERRUPTED'
+                          when ${NEW_STATUS} = 'cancelled' then 'campaign_cancelled'
+                          else m.error_code end,
         error = case when u.status = 'unknown'
                      then 'the process sending this message stopped mid-send; it may or may not have been delivered'
                      else m.error end

@@ -40,7 +40,8 @@ import {
   type Delivery,
   type MessageCounts,
 } from '../store/sql/campaign-admin.js';
-import { completeFinishedCampaigns, type Audience } from '../store/sql/campaigns.js';
+import { completeFinishedCampaigns, renderForLeads, type Audience, type RenderedPreview } from '../store/sql/campaigns.js';
+import { campaignBodySql } from '../engine/materialise.js';
 import { liveDeviceIds } from '../store/sql/members.js';
 import { ensureWindow } from '../store/sql/windows.js';
 import type { Actor } from './actor.js';
@@ -689,5 +690,23 @@ export class CampaignService {
       queued,
       devices: devices.map((d) => ({ device_id: d.device_id, ...summarise(d.counts) })),
     };
+  }
+
+  /**
+   * The body as given leads (or the first few) will read it. For a saved campaign the spintax
+   * choices are the ones its messages will get; a draft text gets the choices it would get as
+   * campaign 0.
+   */
+  async preview(actor: Actor, input: { campaignId?: number; body?: string; leadIds?: number[] | undefined }): Promise<RenderedPreview[]> {
+    this.guard(actor);
+    let body = input.body;
+    let seed = 0;
+    if (input.campaignId !== undefined) {
+      const c = await this.own(this.db, actor, input.campaignId);
+      body = c.body;
+      seed = c.id;
+    }
+    checkTemplate(body ?? '');
+    return renderForLeads(this.db, actor.tenantId, campaignBodySql(body!, seed), input.leadIds?.length ? input.leadIds : null, input.leadIds?.length ? input.leadIds.length : 5);
   }
 }

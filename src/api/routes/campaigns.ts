@@ -4,7 +4,7 @@ import { DAY_NAMES } from '../../services/campaigns.js';
 import { MESSAGE_STATUSES } from '../../store/sql/campaign-admin.js';
 import { actorOf } from '../auth.js';
 import { errorSchema } from '../errors.js';
-import { cursorOf, emptyReply, id, idParams, nullableTimestamp, page, pageOf, pageQuery, security, stringList, tag, timestamp } from '../schemas.js';
+import { cursorOf, emptyReply, id, idList, idParams, nullableTimestamp, page, pageOf, pageQuery, security, stringList, tag, timestamp } from '../schemas.js';
 import type { Api, Services } from '../types.js';
 
 // ---- Shared with the sequences routes ------------------------------------------------------
@@ -238,6 +238,32 @@ export function campaignRoutes(app: Api, s: Services): void {
       response: { 200: stats, ...errors },
     },
     handler: async (req) => s.campaigns.stats(actorOf(req), req.params.id),
+  });
+  const preview = z.object({
+    data: z.array(z.object({ lead_id: z.number().int(), name: z.string(), phone: z.string(), text: z.string() })),
+  });
+  app.get('/api/v1/campaigns/:id/preview', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'Preview a campaign',
+      description: 'Its body as the given leads (`?lead_ids=1,2`, at most 20) or its first five leads will receive it: the same rendering, the same spintax choices.',
+      security,
+      params: idParams,
+      querystring: z.strictObject({ lead_ids: idList.pipe(z.array(z.number()).max(20)).optional() }),
+      response: { 200: preview, ...errors },
+    },
+    handler: async (req) => ({ data: await s.campaigns.preview(actorOf(req), { campaignId: req.params.id, leadIds: req.query.lead_ids }) }),
+  });
+  app.post('/api/v1/campaigns/preview', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'Preview a message body',
+      description: 'Renders a body that is not saved yet for the given leads or your first five; an invalid template is a 400 with its position.',
+      security,
+      body: z.strictObject({ body: messageBody, lead_ids: z.array(id).max(20).optional() }),
+      response: { 200: preview, ...errors },
+    },
+    handler: async (req) => ({ data: await s.campaigns.preview(actorOf(req), { body: req.body.body, leadIds: req.body.lead_ids }) }),
   });
   app.post('/api/v1/campaigns/:id/clone', {
     schema: {

@@ -39,7 +39,7 @@ export async function takeDueCampaigns(db: Queryable, now: Date, limit: number):
 export async function startCampaignNow(db: Queryable, id: number, now: Date, from: readonly string[] = ['draft', 'scheduled']): Promise<DueCampaign | null> {
   const res = await db.query<DueCampaign>(
     `update campaigns c set status = 'running', started_at = $2, updated_at = $2, materialised_through = 0,
-            audience_size = 0,
+            audience_size = 0, starts_at = coalesce(starts_at, $2),
             audience_until = coalesce((select max(l.id) from leads l where l.user_id = c.user_id), 0)
       where id = $1 and status = any($3::text[])
       returning id, user_id, mode`,
@@ -199,6 +199,38 @@ export async function completeFinishedCampaigns(db: Queryable, ids: readonly num
     [ids, now],
   );
   return res.rows.map((r) => r.id);
+}
+
+export interface RenderedPreview {
+  lead_id: number;
+  name: string;
+  phone: string;
+  text: string;
+}
+
+/**
+ * A body rendered for some of the tenant's leads by the same SQL expression materialisation uses,
+ * so a preview shows exactly what those leads will get (with the campaign's seed).
+ */
+export async function renderForLeads(
+  db: Queryable,
+  tenantId: number,
+  body: { sql: string; params: unknown[] },
+  leadIds: readonly number[] | null,
+  limit: number,
+): Promise<RenderedPreview[]> {
+  const p = [...body.params];
+  const at = (v: unknown): string => {
+    p.push(v);
+    return `$${p.length}`;
+  };
+  const which = leadIds === null ? '' : ` and l.id = any(${at(leadIds)}::bigint[])`;
+  const res = await db.query<RenderedPreview>(
+    `select l.id as lead_id, l.name, l.phone, ${body.sql} as text
+       from leads l where l.user_id = ${at(tenantId)}${which} order by l.id limit ${at(limit)}`,
+    p,
+  );
+  return res.rows;
 }
 
 export interface CampaignGap {

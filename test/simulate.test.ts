@@ -89,29 +89,34 @@ function campaignsById(s: Scenario): Map<string, Campaign> {
   return out;
 }
 
-/** The phones a campaign must reach: the user's leads filtered by the audience. */
+/**
+ * The phones a campaign must reach: the user's leads filtered by the audience; an owned campaign
+ * reaches leads with a device, a pool campaign those without one (its device list narrows the
+ * devices it may use, not its leads).
+ */
 function audiencePhones(s: Scenario, userIndex: number, c: CampaignSpec): Set<string> {
   const user = s.users[userIndex]!;
   const directory = new DeviceDirectory(expandDevices(s.users));
-  const leads: { phone: string; device: string; niches: string[]; status: string; triggers: string[] }[] = [];
+  const leads: { phone: string; device: string | null; niches: string[]; status: string; triggers: string[] }[] = [];
   if (Array.isArray(user.leads)) {
-    for (const l of user.leads) leads.push({ ...l });
+    for (const l of user.leads) leads.push({ ...l, device: l.device ?? null });
   } else {
     const g = user.leads;
     const targets = g.devices ? directory.resolveAll(g.devices) : directory.devices.filter((d) => d.userIndex === userIndex);
     // Round-robin as generateLeads documents it: lead g goes to targets[g mod n].
     for (let i = 1; i <= g.count; i++) {
       const phone = g.phonePrefix + String(i).padStart(8, '0');
-      leads.push({ phone, device: targets[i % targets.length]!.key, niches: g.niches, status: g.status, triggers: [] });
+      leads.push({ phone, device: g.pool ? null : targets[i % targets.length]!.key, niches: g.niches, status: g.status, triggers: [] });
     }
   }
   const a = c.audience;
-  const allowed = a.devices ? new Set(directory.resolveAll(a.devices).map((d) => d.key)) : undefined;
+  const allowed = a.devices && c.mode === 'owned' ? new Set(directory.resolveAll(a.devices).map((d) => d.key)) : undefined;
   const overlaps = (xs: string[], ys: string[] | undefined) => ys === undefined || xs.some((x) => ys.includes(x));
   return new Set(
     leads
+      .filter((l) => (c.mode === 'pool' ? l.device === null : l.device !== null))
       .filter((l) => overlaps(l.niches, a.niches) && overlaps(l.triggers, a.triggers))
-      .filter((l) => (a.statuses === undefined || a.statuses.includes(l.status)) && (!allowed || allowed.has(l.device)))
+      .filter((l) => (a.statuses === undefined || a.statuses.includes(l.status)) && (!allowed || allowed.has(l.device!)))
       .map((l) => l.phone),
   );
 }
@@ -232,7 +237,7 @@ function assertReportMatchesSends(report: SimulationReport, sends: SendLine[]): 
 
 function assertSendLineShape(sends: SendLine[]): void {
   for (const l of sends) {
-    assert.deepEqual(Object.keys(l), ['at', 'device', 'deviceKey', 'to', 'message', 'origin', 'attempt', 'outcome']);
+    assert.deepEqual(Object.keys(l), ['at', 'device', 'deviceKey', 'to', 'message', 'origin', 'attempt', 'outcome', 'body', 'media']);
     assert.equal(new Date(l.at).toISOString(), l.at);
     assert.match(l.to, /^\+[1-9]\d{6,14}$/);
   }
@@ -387,6 +392,111 @@ describe('faults example', () => {
   });
 });
 
+describe('pool-campaign example', () => {
+  let run: Outputs & { scenario: Scenario };
+  before(async () => {
+    run = await runExample('pool-campaign');
+  });
+  const sent = () => run.sends.filter((l) => l.outcome === 'sent');
+
+  test('every pool lead is sent exactly once, inside the window, in a personalised text', () => {
+    assertAudienceSentOnce(run.scenario, run.sends);
+    assertNoMessageSentTwice(run.sends);
+    assertInsideWindows(run.scenario, run.sends);
+    assert.equal(sent().length, 300);
+    for (const l of sent()) assert.match(l.body, /^(Hola|Buenas) (Lucia|Pablo|Marta|vecino), new flats in Chamberi this week\.$/);
+    const c = run.report.campaigns[0]!;
+    assert.deepEqual([c.mode, c.status, c.audience, c.sent, c.pending], ['pool', 'completed', 300, 300, 0]);
+  });
+
+  test('the per-device hourly quota holds in every rolling hour', () => {
+    const byDevice = new Map<string, number[]>();
+    for (const l of sent()) byDevice.set(l.deviceKey, [...(byDevice.get(l.deviceKey) ?? []), Date.parse(l.at)]);
+    let most = 0;
+    for (const times of byDevice.values()) {
+      times.sort((a, b) => a - b);
+      for (let i = 0, j = 0; i < times.length; i++) {
+        while (times[j]! <= times[i]! - HOUR) j++;
+        most = Math.max(most, i - j + 1);
+      }
+    }
+    assert.ok(most <= 12, `${most} sends in an hour`);
+    assert.equal(run.report.campaigns[0]!.pool!.maxSentInRollingHour, most);
+    assertPacing(run.scenario, run.sends, false);
+  });
+
+  test('devices that drop, are restricted or come late get nothing while unavailable', () => {
+    const during = (key: string, from: string, to: string) => run.sends.filter((l) => l.deviceKey === key && l.at >= from && l.at < to);
+    assert.deepEqual(during('sol-5', '2026-03-02T09:00:00.000Z', '2026-03-02T10:00:00.000Z'), []);
+    assert.deepEqual(during('sol-4', '2026-03-02T12:00:00.000Z', '2026-03-02T13:00:00.000Z'), []);
+    assert.deepEqual(during('reserve', '', '2026-03-02T11:00:00.000Z'), []);
+    const pool = run.report.campaigns[0]!.pool!;
+    assert.ok(pool.sentByDevice.reserve! > 0, 'the late device joins');
+    assert.equal(Object.values(pool.sentByDevice).reduce((a, b) => a + b, 0), 300);
+  });
+
+  test('the spread among devices available throughout stays within one', () => {
+    const pool = run.report.campaigns[0]!.pool!;
+    assert.deepEqual(pool.steadyDevices, ['sol-1', 'sol-2', 'sol-3']);
+    assert.ok(pool.spread !== null && pool.spread <= 1, `spread ${pool.spread}`);
+    const counts = pool.steadyDevices.map((k) => pool.sentByDevice[k]!);
+    assert.equal(pool.spread, Math.max(...counts) - Math.min(...counts));
+  });
+
+  test('the report agrees with the sends file', () => {
+    assertReportMatchesSends(run.report, run.sends);
+  });
+});
+
+describe('campaign-controls example', () => {
+  let run: Outputs & { scenario: Scenario };
+  before(async () => {
+    run = await runExample('campaign-controls');
+  });
+  const of = (origin: string) => run.sends.filter((l) => l.origin === origin && l.outcome === 'sent');
+
+  test('the check-up: personalised, with its image, nothing sent during the pause, all sent after', () => {
+    const checkUp = of('campaign:1');
+    assert.deepEqual(checkUp.map((l) => l.to).sort(), ['+351910000001', '+351910000002', '+351910000003', '+351910000004', '+351910000005']);
+    const body = new Map(checkUp.map((l) => [l.to, l.body]));
+    assert.match(body.get('+351910000001')!, /^(Ola|Bom dia) Ana, Dr Lima has check-up slots this week\.$/);
+    assert.match(body.get('+351910000003')!, /^(Ola|Bom dia) Joana, Dr Reis has check-up slots this week\.$/);
+    assert.match(body.get('+351910000004')!, /^(Ola|Bom dia) there, our team has check-up slots this week\.$/);
+    for (const l of checkUp) assert.equal(l.media, 'image');
+    assert.deepEqual(checkUp.filter((l) => l.at > '2026-03-02T12:00:00.000Z' && l.at < '2026-03-02T13:00:00.000Z'), []);
+    const c = run.report.campaigns[0]!;
+    assert.equal(c.status, 'completed');
+    assert.deepEqual(c.events.map((e) => [e.type, e.outcome, e.status]), [
+      ['pause', 'applied', 'paused'],
+      ['resume', 'applied', 'running'],
+    ]);
+  });
+
+  test('the check-up keeps its own gap between two of its sends on a device', () => {
+    const times = new Map<string, number[]>();
+    for (const l of of('campaign:1')) times.set(l.deviceKey, [...(times.get(l.deviceKey) ?? []), Date.parse(l.at)]);
+    for (const [key, ts] of times) {
+      for (let i = 1; i < ts.length; i++) {
+        const gap = ts[i]! - ts[i - 1]!;
+        const acrossPause = ts[i]! >= Date.parse('2026-03-02T13:00:00Z') && ts[i - 1]! <= Date.parse('2026-03-02T12:00:00Z');
+        assert.ok(acrossPause || (gap >= 240_000 && gap <= 300_000), `${key}: gap ${gap} ms`);
+      }
+    }
+  });
+
+  test('the reminder is cancelled: nothing pending, nothing sent after the cancel', () => {
+    const c = run.report.campaigns[1]!;
+    assert.deepEqual([c.status, c.sent, c.cancelled, c.pending], ['cancelled', 2, 2, 0]);
+    assert.deepEqual(of('campaign:2').filter((l) => l.at > '2026-03-02T09:03:00.000Z'), []);
+    for (const l of of('campaign:2')) assert.match(l.body, /^Hi (Pedro|Sofia|Tiago|Marta), your aligner review is due\.$/);
+  });
+
+  test('a lead without a device is reached by no owned campaign', () => {
+    assert.deepEqual(run.sends.filter((l) => l.to === '+351910000009'), []);
+    assertReportMatchesSends(run.report, run.sends);
+  });
+});
+
 // ---- invalid scenarios ----
 
 describe('invalid scenarios', () => {
@@ -441,6 +551,95 @@ describe('invalid scenarios', () => {
       /users\[0\]\.leads\.phonePrefix: expected '\+' and 1-7 digits/,
     ],
     ['non-UTC start', (s) => (s.start = '2026-03-02T07:00:00+01:00'), /\.json: start: expected an ISO-8601 UTC date-time/],
+    [
+      'window end equal to its start',
+      (s) => (s.users[0].campaigns[0].window = { start: '09:00', end: '09:00' }),
+      /users\[0\]\.campaigns\[0\]\.window\.end: must differ from start/,
+    ],
+    [
+      'delay override max under min',
+      (s) => Object.assign(s.users[0].campaigns[0], { minDelaySeconds: 60, maxDelaySeconds: 30 }),
+      /users\[0\]\.campaigns\[0\]\.maxDelaySeconds: must be >= minDelaySeconds/,
+    ],
+    [
+      'half a delay override',
+      (s) => (s.users[0].campaigns[0].minDelaySeconds = 60),
+      /users\[0\]\.campaigns\[0\]\.maxDelaySeconds: required with minDelaySeconds/,
+    ],
+    [
+      'quota on an owned campaign',
+      (s) => (s.users[0].campaigns[0].deviceHourlyQuota = 10),
+      /users\[0\]\.campaigns\[0\]\.deviceHourlyQuota: only a pool campaign \(mode "pool"\) has per-device quotas/,
+    ],
+    [
+      'daily quota on an owned campaign',
+      (s) => (s.users[0].campaigns[0].deviceDailyQuota = 10),
+      /users\[0\]\.campaigns\[0\]\.deviceDailyQuota: only a pool campaign/,
+    ],
+    ['unknown mode', (s) => (s.users[0].campaigns[0].mode = 'shared'), /users\[0\]\.campaigns\[0\]\.mode: /],
+    [
+      'a broken template',
+      (s) => (s.users[0].campaigns[0].message = 'Hi {first_name'),
+      /users\[0\]\.campaigns\[0\]\.message: Unclosed '\{' at index 3/,
+    ],
+    ['bad media type', (s) => (s.users[0].campaigns[0].media = { type: 'gif', url: 'https://x.example/a.gif' }), /users\[0\]\.campaigns\[0\]\.media\.type: /],
+    ['bad media url', (s) => (s.users[0].campaigns[0].media = { type: 'image', url: 'ftp://x.example/a.jpg' }), /users\[0\]\.campaigns\[0\]\.media\.url: expected an http\(s\) URL/],
+    [
+      'nested lead attribute',
+      (s) => (s.users[0].leads = [{ phone: '+34600000001', device: 'madrid-1', attributes: { company: { name: 'Acme' } } }]),
+      /users\[0\]\.leads\[0\]\.attributes\.company: expected a string, number, boolean or null/,
+    ],
+    [
+      'pool leads with devices',
+      (s) => Object.assign(s.users[0].leads, { pool: true, devices: ['madrid'] }),
+      /users\[0\]\.leads\.devices: a pool of leads has no devices/,
+    ],
+    [
+      'unknown campaign in a pause event',
+      (s) => (s.events = [{ type: 'pause', at: '2026-03-02T09:00:00Z', campaign: 'Autumn sale' }]),
+      /events\[0\]\.campaign: unknown campaign "Autumn sale" \(campaigns: "Spring check-up"\)/,
+    ],
+    [
+      'pause before the campaign starts',
+      (s) => (s.events = [{ type: 'pause', at: '2026-03-02T07:00:00Z', campaign: 'Spring check-up' }]),
+      /events\[0\]\.at: is before the campaign "Spring check-up" starts \(startAt 2026-03-02T07:30:00\.000Z\)/,
+    ],
+    [
+      'resume without a pause',
+      (s) => (s.events = [{ type: 'resume', at: '2026-03-02T09:00:00Z', campaign: 'Spring check-up' }]),
+      /events\[0\]\.type: the campaign "Spring check-up" is not paused at that time/,
+    ],
+    [
+      'pause twice',
+      (s) =>
+        (s.events = [
+          { type: 'pause', at: '2026-03-02T09:00:00Z', campaign: 'Spring check-up' },
+          { type: 'pause', at: '2026-03-02T09:30:00Z', campaign: 'Spring check-up' },
+        ]),
+      /events\[1\]\.type: the campaign "Spring check-up" is already paused by events\[0\]/,
+    ],
+    [
+      'an event after a cancel',
+      (s) =>
+        (s.events = [
+          { type: 'resume', at: '2026-03-02T10:00:00Z', campaign: 'Spring check-up' },
+          { type: 'cancel', at: '2026-03-02T09:00:00Z', campaign: 'Spring check-up' },
+        ]),
+      /events\[0\]\.type: the campaign "Spring check-up" is already cancelled by events\[1\]/,
+    ],
+    [
+      'a campaign event naming a device',
+      (s) => (s.events = [{ type: 'cancel', at: '2026-03-02T09:00:00Z', device: 'madrid-1', campaign: 'Spring check-up' }]),
+      /events\[0\]\.device: unknown field/,
+    ],
+    [
+      'an ambiguous campaign name',
+      (s) => {
+        s.users[0].campaigns.push({ ...s.users[0].campaigns[0] });
+        s.events = [{ type: 'cancel', at: '2026-03-02T09:00:00Z', campaign: 'Spring check-up' }];
+      },
+      /events\[0\]\.campaign: "Spring check-up" names 2 campaigns \(users\[0\]\.campaigns\[0\], users\[0\]\.campaigns\[1\]\)/,
+    ],
   ];
   for (const [name, edit, expected] of cases) {
     test(`${name}: exit 2 naming the field`, async () => {

@@ -89,9 +89,21 @@ function summary(r: SimulationReport, files: string[]): string {
     `  messages   ${r.messages.total}: ${outcomes.join(', ')}; ${r.attempts.total} attempts on ${devices} devices`,
     `  virtual    ${r.virtual.start} -> ${r.virtual.end} (${r.virtual.stoppedBy === 'idle' ? 'all done' : 'stopped at the horizon'})`,
     `  sends      first ${r.firstSend ?? 'none'}, last ${r.lastSend ?? 'none'}; ${perHour} sent per virtual hour`,
+    ...campaignLines(r),
     `  wall       ${r.wallSeconds.total}s (setup ${r.wallSeconds.setup}s, run ${r.wallSeconds.run}s); ${perSecond} attempts per second`,
     ...(r.engineErrors > 0 ? [`  errors     ${r.engineErrors} engine errors (see the log on stderr)`] : []),
     `  wrote      ${files.join(', ')}`,
     '',
   ].join('\n');
+}
+
+/** One line per campaign; a scenario with many lists the first few (report.json has them all). */
+function campaignLines(r: SimulationReport): string[] {
+  const shown = 10;
+  const lines = r.campaigns.slice(0, shown).map((c) => {
+    const spread = c.pool ? `; pool spread ${c.pool.spread ?? 'n/a'}, at most ${c.pool.maxSentInRollingHour} per device-hour` : '';
+    return `  campaign   ${JSON.stringify(c.name)} (${c.mode}) ${c.status}: ${c.sent} sent, ${c.failed} failed, ${c.cancelled} cancelled, ${c.pending} pending${spread}`;
+  });
+  if (r.campaigns.length > shown) lines.push(`  campaign   ... and ${r.campaigns.length - shown} more in report.json`);
+  return lines;
 }

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import type { Queryable } from '../../store/db.js';
 import { countByStatus, type MessageStatus } from '../../store/sql/messages.js';
 import type { SendAttempt, SendOutcome } from '../../transports/simulator.js';
+import type { RunObserver } from './observer.js';
+import type { WorldRun } from './run.js';
 import type { StoreKind } from './store.js';
 import type { World } from './world.js';
 
@@ -20,6 +22,10 @@ export interface SendLine {
   origin: string;
   attempt: number;
   outcome: SendOutcome;
+  /** The text as sent, templates rendered. */
+  body: string;
+  /** The media kind sent with it (image, video, document), or null. */
+  media: string | null;
 }
 
 type Counts = Record<string, number>;
@@ -28,10 +34,45 @@ export interface CampaignReport {
   id: number;
   name: string;
   user: number;
+  mode: 'owned' | 'pool';
   status: string;
   startedAt: string | null;
   completedAt: string | null;
+  /** Leads the campaign's frozen audience holds (null before it starts). */
+  audience: number | null;
+  /** sent, delivered and read messages. */
+  sent: number;
+  /** failed, skipped (not on WhatsApp) and unknown (cut short) messages: they will not go out. */
+  failed: number;
+  cancelled: number;
+  /** Still to go: pending, held (paused), sending, and pool leads not yet handed to a device. */
+  pending: number;
+  firstSend: string | null;
+  lastSend: string | null;
   messages: { total: number; byStatus: Counts };
+  /** The scenario's pause, resume and cancel events for this campaign, as they went. */
+  events: CampaignEventReport[];
+  /** Pool campaigns only (null for owned ones): how the sends were spread over the devices. */
+  pool: PoolReport | null;
+}
+
+export interface CampaignEventReport {
+  type: string;
+  at: string;
+  outcome: 'applied' | 'refused';
+  /** The campaign's status after the event (applied), or the status that refused it. */
+  status: string;
+}
+
+export interface PoolReport {
+  /** The campaign's sent messages per device key, for every device of its user (0 included). */
+  sentByDevice: Record<string, number>;
+  /** The most sends of this campaign by one device in any rolling 60 minutes. */
+  maxSentInRollingHour: number;
+  /** Devices online and unrestricted from the campaign's first send to its last. */
+  steadyDevices: string[];
+  /** Most minus fewest sends among steadyDevices (null when there are none). */
+  spread: number | null;
 }
 
 export interface DeviceReport {
@@ -68,11 +109,25 @@ export interface SimulationReport {
 /** The database's side of the report, read once the engine has stopped. */
 export interface StoreFacts {
   byStatus: Counts;
-  campaigns: CampaignReport[];
+  campaigns: CampaignFacts[];
   repliedLeads: number;
 }
 
-const STATUS_ORDER: readonly MessageStatus[] = ['pending', 'sending', 'sent', 'delivered', 'read', 'failed', 'cancelled', 'skipped', 'unknown'];
+export interface CampaignFacts {
+  id: number;
+  name: string;
+  user_id: number;
+  mode: 'owned' | 'pool';
+  status: string;
+  started_at: Date | null;
+  completed_at: Date | null;
+  audience_size: number | null;
+  /** Pool leads still queued without a message (never handed to a device). */
+  queued: number;
+  byStatus: Counts;
+}
+
+const STATUS_ORDER: readonly MessageStatus[] = ['pending', 'held', 'sending', 'sent', 'delivered', 'read', 'failed', 'cancelled', 'skipped', 'unknown'];
 const OUTCOME_ORDER: readonly SendOutcome[] = ['sent', 'transient_error', 'permanent_error', 'restricted', 'offline'];
 
 /** Counts in a fixed key order, so reports of equal runs are byte-equal. */
@@ -87,44 +142,56 @@ const sum = (counts: Counts) => Object.values(counts).reduce((a, b) => a + b, 0)
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
-export async function readStoreFacts(db: Queryable, world: World): Promise<StoreFacts> {
-  const byStatus = ordered(await countByStatus(db), STATUS_ORDER);
-  const rows = await db.query<{ id: number; name: string; user_id: number; status: string; started_at: Date | null; completed_at: Date | null }>(
-    'select id, name, user_id, status, started_at, completed_at from campaigns order by id',
+async function campaignRows(db: Queryable): Promise<Omit<CampaignFacts, 'byStatus'>[]> {
+  // A queued pool lead counts until a message exists for it, however the allocator keeps its queue.
+  const res = await db.query<Omit<CampaignFacts, 'byStatus'>>(
+    `select c.id, c.name, c.user_id, c.mode, c.status, c.started_at, c.completed_at, c.audience_size,
+            (select count(*)::int from pool_queue q
+              where q.campaign_id = c.id
+                and not exists (select 1 from messages m where m.campaign_id = c.id and m.lead_id = q.lead_id)) as queued
+       from campaigns c order by c.id`,
   );
-  const counts = await db.query<{ campaign_id: number; status: string; n: number }>(
-    `select campaign_id, status, count(*)::int as n from messages where campaign_id is not null group by campaign_id, status`,
-  );
-  const perCampaign = new Map<number, Counts>();
-  for (const r of counts.rows) perCampaign.set(r.campaign_id, { ...perCampaign.get(r.campaign_id), [r.status]: r.n });
-  const campaigns = rows.rows.map((c): CampaignReport => {
-    const statuses = ordered(perCampaign.get(c.id) ?? {}, STATUS_ORDER);
-    return {
-      id: c.id,
-      name: c.name,
-      user: world.userIds.indexOf(c.user_id),
-      status: c.status,
-      startedAt: iso(c.started_at),
-      completedAt: iso(c.completed_at),
-      messages: { total: sum(statuses), byStatus: statuses },
-    };
-  });
-  const replied = await db.query<{ n: number }>('select count(*)::int as n from leads where last_reply_at is not null');
-  return { byStatus, campaigns, repliedLeads: replied.rows[0]!.n };
+  return res.rows;
 }
 
-export function sendLines(attempts: readonly SendAttempt[], world: World): SendLine[] {
+async function campaignStatusCounts(db: Queryable): Promise<Map<number, Counts>> {
+  const res = await db.query<{ campaign_id: number; status: string; n: number }>(
+    `select campaign_id, status, count(*)::int as n from messages where campaign_id is not null group by campaign_id, status`,
+  );
+  const out = new Map<number, Counts>();
+  for (const r of res.rows) out.set(r.campaign_id, { ...out.get(r.campaign_id), [r.status]: r.n });
+  return out;
+}
+
+async function repliedLeads(db: Queryable): Promise<number> {
+  const res = await db.query<{ n: number }>('select count(*)::int as n from leads where last_reply_at is not null');
+  return res.rows[0]!.n;
+}
+
+export async function readStoreFacts(db: Queryable): Promise<StoreFacts> {
+  const byStatus = ordered(await countByStatus(db), STATUS_ORDER);
+  const counts = await campaignStatusCounts(db);
+  const campaigns = (await campaignRows(db)).map((c) => ({ ...c, byStatus: ordered(counts.get(c.id) ?? {}, STATUS_ORDER) }));
+  return { byStatus, campaigns, repliedLeads: await repliedLeads(db) };
+}
+
+export function sendLines(attempts: readonly SendAttempt[], world: World, observer: RunObserver): SendLine[] {
   const keys = new Map(world.devices.devices.map((d) => [d.id, d.key]));
-  return attempts.map((a) => ({
-    at: new Date(a.at).toISOString(),
-    device: a.device,
-    deviceKey: keys.get(a.device) ?? String(a.device),
-    to: a.to,
-    message: a.message,
-    origin: a.origin,
-    attempt: a.attempt,
-    outcome: a.outcome,
-  }));
+  return attempts.map((a) => {
+    const content = observer.contents.get(a.message);
+    return {
+      at: new Date(a.at).toISOString(),
+      device: a.device,
+      deviceKey: keys.get(a.device) ?? String(a.device),
+      to: a.to,
+      message: a.message,
+      origin: a.origin,
+      attempt: a.attempt,
+      outcome: a.outcome,
+      body: content?.body ?? '',
+      media: content?.media ?? null,
+    };
+  });
 }
 
 export interface ReportInput {
@@ -136,20 +203,20 @@ export interface ReportInput {
   end: number;
   stoppedBy: 'idle' | 'horizon';
   wallSeconds: { setup: number; run: number; total: number };
-  attempts: readonly SendAttempt[];
+  run: WorldRun;
   world: World;
   facts: StoreFacts;
-  engineErrors: number;
 }
 
 export function buildReport(r: ReportInput): SimulationReport {
+  const attempts = r.run.attempts;
   const byOutcome: Counts = {};
   const devices: Record<string, DeviceReport> = {};
   for (const d of r.world.devices.devices) devices[d.key] = { id: d.id, attempts: 0, sent: 0, outcomes: {} };
   const byId = new Map(r.world.devices.devices.map((d) => [d.id, devices[d.key]!]));
   let first: number | null = null;
   let last: number | null = null;
-  for (const a of r.attempts) {
+  for (const a of attempts) {
     byOutcome[a.outcome] = (byOutcome[a.outcome] ?? 0) + 1;
     const dev = byId.get(a.device);
     if (dev) {
@@ -178,18 +245,95 @@ export function buildReport(r: ReportInput): SimulationReport {
     },
     wallSeconds: r.wallSeconds,
     messages: { total: sum(r.facts.byStatus), byStatus: r.facts.byStatus },
-    attempts: { total: r.attempts.length, byOutcome: ordered(byOutcome, OUTCOME_ORDER) },
-    campaigns: r.facts.campaigns,
+    attempts: { total: attempts.length, byOutcome: ordered(byOutcome, OUTCOME_ORDER) },
+    campaigns: campaignReports(r),
     devices,
     repliedLeads: r.facts.repliedLeads,
     firstSend: first === null ? null : new Date(first).toISOString(),
     lastSend: last === null ? null : new Date(last).toISOString(),
     throughput: {
       sentPerVirtualHour: activeHours > 0 ? round(sent / activeHours, 2) : null,
-      attemptsPerWallSecond: r.wallSeconds.run > 0 ? round(r.attempts.length / r.wallSeconds.run, 2) : null,
+      attemptsPerWallSecond: r.wallSeconds.run > 0 ? round(attempts.length / r.wallSeconds.run, 2) : null,
     },
-    engineErrors: r.engineErrors,
+    engineErrors: r.run.engineErrors,
   };
+}
+
+const SENT: readonly string[] = ['sent', 'delivered', 'read'];
+const FAILED: readonly string[] = ['failed', 'skipped', 'unknown'];
+const WAITING: readonly string[] = ['pending', 'held', 'sending'];
+
+function campaignReports(r: ReportInput): CampaignReport[] {
+  // Successful sends per campaign and device, in time order.
+  const sends = new Map<string, Map<number, number[]>>();
+  for (const a of r.run.attempts) {
+    if (a.outcome !== 'sent') continue;
+    let perDevice = sends.get(a.origin);
+    if (!perDevice) sends.set(a.origin, (perDevice = new Map()));
+    const times = perDevice.get(a.device);
+    if (times) times.push(a.at);
+    else perDevice.set(a.device, [a.at]);
+  }
+  return r.facts.campaigns.map((c): CampaignReport => {
+    const count = (statuses: readonly string[]) => statuses.reduce((n, s) => n + (c.byStatus[s] ?? 0), 0);
+    const perDevice = sends.get(`campaign:${c.id}`) ?? new Map<number, number[]>();
+    for (const times of perDevice.values()) times.sort((a, b) => a - b);
+    let first: number | null = null;
+    let last: number | null = null;
+    for (const times of perDevice.values()) {
+      first = first === null ? times[0]! : Math.min(first, times[0]!);
+      last = last === null ? times.at(-1)! : Math.max(last, times.at(-1)!);
+    }
+    const userIndex = r.world.userIds.indexOf(c.user_id);
+    return {
+      id: c.id,
+      name: c.name,
+      user: userIndex,
+      mode: c.mode,
+      status: c.status,
+      startedAt: iso(c.started_at),
+      completedAt: iso(c.completed_at),
+      audience: c.audience_size,
+      sent: count(SENT),
+      failed: count(FAILED),
+      cancelled: count(['cancelled']),
+      pending: count(WAITING) + c.queued,
+      firstSend: first === null ? null : new Date(first).toISOString(),
+      lastSend: last === null ? null : new Date(last).toISOString(),
+      messages: { total: sum(c.byStatus), byStatus: c.byStatus },
+      events: r.run.campaignEvents
+        .filter((e) => e.campaign === c.id)
+        .sort((a, b) => a.event - b.event)
+        .map((e) => ({ type: e.type, at: e.at, outcome: e.outcome, status: e.status })),
+      pool: c.mode === 'pool' ? poolReport(r, userIndex, perDevice, first, last) : null,
+    };
+  });
+}
+
+function poolReport(r: ReportInput, userIndex: number, perDevice: Map<number, number[]>, first: number | null, last: number | null): PoolReport {
+  const mine = r.world.devices.devices.filter((d) => d.userIndex === userIndex);
+  const sentByDevice: Record<string, number> = {};
+  for (const d of mine) sentByDevice[d.key] = perDevice.get(d.id)?.length ?? 0;
+  let maxSentInRollingHour = 0;
+  for (const times of perDevice.values()) maxSentInRollingHour = Math.max(maxSentInRollingHour, maxInWindow(times, 3_600_000));
+  const steady = first === null || last === null ? [] : mine.filter((d) => r.run.observer.availableThroughout(d.id, first, last));
+  const counts = steady.map((d) => sentByDevice[d.key]!);
+  return {
+    sentByDevice,
+    maxSentInRollingHour,
+    steadyDevices: steady.map((d) => d.key),
+    spread: counts.length > 0 ? Math.max(...counts) - Math.min(...counts) : null,
+  };
+}
+
+/** The most of the ascending `times` inside any half-open window [t, t + width). */
+function maxInWindow(times: readonly number[], width: number): number {
+  let best = 0;
+  for (let i = 0, j = 0; i < times.length; i++) {
+    while (times[j]! <= times[i]! - width) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
 }
 
 export function round(x: number, digits: number): number {

@@ -1,6 +1,7 @@
 /**
  * Runs a scenario: a fresh database, the world built at the scenario's start, the real engine
- * against the simulator on a virtual clock, the scenario's events, then the outputs.
+ * against the simulator on a virtual clock, the scenario's events, then the outputs. driveWorld,
+ * the middle part, also runs the campaign forecast's worlds (services/forecast.ts).
  *
  * The run ends when nothing is left to happen (the engine idle, no receipt, reply or reconnect
  * scheduled, no scenario event to come) or at the horizon, whichever is first. Everything is
@@ -9,13 +10,16 @@
  */
 import type { Logger } from 'pino';
 import { VirtualClock } from '../../engine/clock.js';
+import type { DispatcherOptions } from '../../engine/dispatcher.js';
 import { Engine } from '../../engine/engine.js';
+import type { PoolAllocatorOptions } from '../../engine/pool-allocator.js';
 import { seededRandom } from '../../engine/pacing.js';
 import { createLogger } from '../../logger.js';
 import type { Db } from '../../store/db.js';
 import { migrate } from '../../store/migrate.js';
 import { SimulatorTransport, type SendAttempt, type SimulatorOptions } from '../../transports/simulator.js';
-import { scheduleEvents } from './events.js';
+import { scheduleEvents, type CampaignEventResult } from './events.js';
+import { RunObserver } from './observer.js';
 import { buildReport, readStoreFacts, round, sendLines, writeOutputs, type OutputFiles, type SimulationReport } from './report.js';
 import { DAY_MS, horizonOf, type Scenario, type SimulatorSpec } from './scenario.js';
 import { openScratchStore, type StoreKind } from './store.js';
@@ -48,9 +52,9 @@ export async function runSimulation(scenario: Scenario, opts: SimulationOptions)
     await migrate(store.db, new Date(start));
     const world = await buildWorld(store.db, scenario, new Date(start));
     const setupDone = performance.now();
-    const run = await drive(store.db, clock, world, scenario, until, log);
+    const run = await driveWorld(store.db, clock, world, scenario, { log });
     const runDone = performance.now();
-    const facts = await readStoreFacts(store.db, world);
+    const facts = await readStoreFacts(store.db);
     const seconds = (ms: number) => round(ms / 1000, 3);
     const wallSeconds = { setup: seconds(setupDone - wallStart), run: seconds(runDone - setupDone), total: seconds(performance.now() - wallStart) };
     const report = buildReport({
@@ -60,38 +64,63 @@ export async function runSimulation(scenario: Scenario, opts: SimulationOptions)
       start,
       until,
       end: run.end,
-      stoppedBy: run.stoppedBy,
+      stoppedBy: run.stoppedBy === 'idle' ? 'idle' : 'horizon',
       wallSeconds,
-      attempts: run.attempts,
+      run,
       world,
       facts,
-      engineErrors: run.engineErrors,
     });
-    const files = await writeOutputs(opts.outDir, sendLines(run.attempts, world), report);
+    const files = await writeOutputs(opts.outDir, sendLines(run.attempts, world, run.observer), report);
     return { report, files };
   } finally {
     await store.dispose();
   }
 }
 
-interface RunOutcome {
+export interface DriveOptions {
+  log: Logger;
+  /** A condition that ends the run early, given the running engine (checked whenever time would move). */
+  stopWhen?: (engine: Engine) => () => boolean;
+  /**
+   * The caller's own timers on the clock, set once the engine runs; the function it returns says
+   * whether any is still to come, and the run is not over while one is.
+   */
+  onStart?: (engine: Engine) => () => boolean;
+  /** Overrides of the dispatcher's settings (the seeded random and lease stay the run's). */
+  dispatcher?: Omit<DispatcherOptions, 'random' | 'leaseTtlMs'>;
+  pool?: PoolAllocatorOptions;
+}
+
+export interface WorldRun {
   attempts: readonly SendAttempt[];
+  observer: RunObserver;
+  campaignEvents: readonly CampaignEventResult[];
   end: number;
-  stoppedBy: 'idle' | 'horizon';
+  /** `condition`: the caller's stopWhen held before anything else ended the run. */
+  stoppedBy: 'idle' | 'horizon' | 'condition';
   engineErrors: number;
 }
 
-async function drive(db: Db, clock: VirtualClock, world: World, scenario: Scenario, until: number, log: Logger): Promise<RunOutcome> {
+/**
+ * Runs the real engine over a world already in `db`, with the simulator as every device's
+ * transport, from the clock's time until nothing is left to happen, the scenario's horizon, or
+ * the caller's condition. The world is left in `db` for the caller to read.
+ */
+export async function driveWorld(db: Db, clock: VirtualClock, world: World, scenario: Scenario, opts: DriveOptions): Promise<WorldRun> {
+  const { log } = opts;
+  const until = horizonOf(scenario);
   const sim = new SimulatorTransport({
     clock,
     seed: scenario.seed,
     ...simulatorOptions(scenario.simulator),
     offlineDevices: world.devices.devices.filter((d) => !d.spec.online).map((d) => d.id),
   });
-  const engine = new Engine(db, clock, new Map([['simulator', sim]]), log, {
-    dispatcher: { random: seededRandom(dispatcherSeed(scenario.seed)), leaseTtlMs: LEASE_TTL_MS },
+  const observer = new RunObserver();
+  const engine = new Engine(db, clock, new Map([['simulator', observer.wrap(sim)]]), log, {
+    dispatcher: { ...opts.dispatcher, random: seededRandom(dispatcherSeed(scenario.seed)), leaseTtlMs: LEASE_TTL_MS },
     // Retention covers the whole horizon: the report reads every message the run produced.
     maintenance: { intervalMs: DAY_MS, retentionDays: Math.ceil((until - clock.now()) / DAY_MS) + 1 },
+    ...(opts.pool ? { pool: opts.pool } : {}),
   });
   let engineErrors = 0;
   const offError = engine.events.on('error', ({ where, error }) => {
@@ -100,15 +129,19 @@ async function drive(db: Db, clock: VirtualClock, world: World, scenario: Scenar
   });
   try {
     await engine.start();
-    const events = scheduleEvents(clock, sim, world, scenario.events);
-    const finished = () => engine.idle && sim.scheduled === 0 && events.pending === 0;
-    await clock.runUntil(until, finished);
+    const events = scheduleEvents(db, clock, sim, world, scenario);
+    const condition = opts.stopWhen?.(engine);
+    const callerWaits = opts.onStart?.(engine);
+    const finished = () => engine.idle && sim.scheduled === 0 && events.pending === 0 && !(callerWaits?.() ?? false);
+    await clock.runUntil(until, () => finished() || (condition?.() ?? false) || events.errors.length > 0);
     const end = clock.now();
-    const stoppedBy = finished() ? 'idle' : 'horizon';
+    const stoppedBy = finished() ? 'idle' : condition?.() ? 'condition' : 'horizon';
     await stopOnClock(engine, clock);
-    return { attempts: sim.attempts, end, stoppedBy, engineErrors };
+    if (events.errors.length > 0) throw events.errors[0];
+    return { attempts: sim.attempts, observer, campaignEvents: events.results, end, stoppedBy, engineErrors };
   } finally {
     sim.close();
+    observer.close();
     offError();
   }
 }

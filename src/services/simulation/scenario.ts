@@ -7,6 +7,7 @@
  */
 import { IANAZone } from 'luxon';
 import { z } from 'zod';
+import { parseTemplate, TemplateError } from '../../engine/content/template.js';
 
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 
@@ -73,14 +74,26 @@ const device = z
     error: 'must be >= minDelaySeconds',
   });
 
+/**
+ * A lead's attributes: what `{company}` in a message template reads. Values are scalars; anything
+ * else would render as missing, which in a scenario is almost certainly a typing mistake.
+ */
+const attributes = z.record(
+  z.string().min(1),
+  z.union([z.string(), z.number(), z.boolean(), z.null()], { error: 'expected a string, number, boolean or null' }),
+  { error: 'expected an object of strings, numbers, booleans or nulls' },
+);
+
 const lead = z
   .object({
     name: z.string().default(''),
     phone: e164,
-    device: deviceRef,
+    /** Absent: a lead of the shared pool, reached only by pool campaigns. */
+    device: deviceRef.optional(),
     niches: labels.default([]),
     status: z.string().min(1).default('prospect'),
     triggers: labels.default([]),
+    attributes: attributes.optional(),
   })
   .strict();
 
@@ -92,8 +105,17 @@ const leadGenerator = z
     niches: labels.default([]),
     status: z.string().min(1).default('prospect'),
     devices: filterList(deviceRef).optional(),
+    /** Device-less leads (the shared pool) instead of leads spread over devices. */
+    pool: z.boolean().default(false),
+    /** Names given in turn (lead N gets names[(N - 1) mod length]); absent: `Lead N`. */
+    names: z.array(z.string()).min(1, 'must not be empty (leave it out to name leads "Lead N")').optional(),
+    attributes: attributes.optional(),
   })
-  .strict();
+  .strict()
+  .refine((g) => !(g.pool && g.devices), {
+    path: ['devices'],
+    error: 'a pool of leads has no devices: leave devices out, or pool false',
+  });
 
 const window = z
   .object({
@@ -108,10 +130,22 @@ const window = z
     error: 'must differ from start (leave the window out to send at any time)',
   });
 
+const media = z
+  .object({
+    type: z.enum(['image', 'video', 'document']),
+    url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+  })
+  .strict();
+
+const delaySeconds = z.number().min(0).max(86_400);
+
 const campaign = z
   .object({
     name: z.string().min(1),
+    /** A template: {name}, {first_name:there}, attributes such as {company}, spintax {Hi|Hello}. */
     message: z.string().min(1),
+    mode: z.enum(['owned', 'pool']).default('owned'),
+    media: media.optional(),
     startAt: isoUtc,
     window: window.optional(),
     audience: z
@@ -124,8 +158,35 @@ const campaign = z
       .strict()
       .default({}),
     delivery: z.enum(['at_most_once', 'at_least_once']).default('at_most_once'),
+    /** The campaign's own gap between two sends of a device, instead of the device's. */
+    minDelaySeconds: delaySeconds.optional(),
+    maxDelaySeconds: delaySeconds.optional(),
+    deviceHourlyQuota: z.number().int().min(1).optional(),
+    deviceDailyQuota: z.number().int().min(1).optional(),
+    dailyLimit: z.number().int().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    // The engine renders the template when the campaign starts; a broken one is caught here, not mid-run.
+    try {
+      parseTemplate(c.message);
+    } catch (err) {
+      if (!(err instanceof TemplateError)) throw err;
+      issue('message', err.message);
+    }
+    // The override replaces the device's range as a whole: half of one would be ambiguous.
+    if (c.minDelaySeconds !== undefined && c.maxDelaySeconds === undefined) issue('maxDelaySeconds', 'required with minDelaySeconds');
+    if (c.maxDelaySeconds !== undefined && c.minDelaySeconds === undefined) issue('minDelaySeconds', 'required with maxDelaySeconds');
+    if (c.minDelaySeconds !== undefined && c.maxDelaySeconds !== undefined && c.maxDelaySeconds < c.minDelaySeconds) {
+      issue('maxDelaySeconds', 'must be >= minDelaySeconds');
+    }
+    // As in the API: per-device quotas pace a pool campaign over borrowed devices; an owned one has none.
+    if (c.mode !== 'pool') {
+      if (c.deviceHourlyQuota !== undefined) issue('deviceHourlyQuota', 'only a pool campaign (mode "pool") has per-device quotas');
+      if (c.deviceDailyQuota !== undefined) issue('deviceDailyQuota', 'only a pool campaign (mode "pool") has per-device quotas');
+    }
+  });
 
 const user = z
   .object({
@@ -139,12 +200,17 @@ const user = z
   .strict();
 
 const eventBase = { at: isoUtc, device: deviceRef };
+/** Campaign events name a campaign by its name, as the user would in the dashboard. */
+const campaignEventBase = { at: isoUtc, campaign: z.string().min(1) };
 
 const event = z.discriminatedUnion('type', [
   z.object({ type: z.literal('disconnect'), ...eventBase, minutes: z.number().positive() }).strict(),
   z.object({ type: z.literal('online'), ...eventBase }).strict(),
   z.object({ type: z.literal('restrict'), ...eventBase, hours: z.number().positive() }).strict(),
   z.object({ type: z.literal('reply'), ...eventBase, from: e164, text: z.string().min(1).default('hello') }).strict(),
+  z.object({ type: z.literal('pause'), ...campaignEventBase }).strict(),
+  z.object({ type: z.literal('resume'), ...campaignEventBase }).strict(),
+  z.object({ type: z.literal('cancel'), ...campaignEventBase }).strict(),
 ]);
 
 export const scenarioSchema = z
@@ -166,6 +232,12 @@ export type DeviceSpec = ScenarioUser['devices'][number];
 export type CampaignSpec = ScenarioUser['campaigns'][number];
 export type WindowSpec = NonNullable<CampaignSpec['window']>;
 export type ScenarioEvent = Scenario['events'][number];
+export type CampaignEvent = Extract<ScenarioEvent, { campaign: string }>;
+export type DeviceEvent = Exclude<ScenarioEvent, CampaignEvent>;
+export type LeadSpec = Extract<ScenarioUser['leads'], unknown[]>[number];
+export type LeadGeneratorSpec = Exclude<ScenarioUser['leads'], unknown[]>;
+
+export const isCampaignEvent = (e: ScenarioEvent): e is CampaignEvent => 'campaign' in e;
 export type SimulatorSpec = Scenario['simulator'];
 
 export const DAY_MS = 86_400_000;

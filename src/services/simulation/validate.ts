@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { DeviceDirectory, expandDevices, type ScenarioDevice } from './devices.js';
-import { emailOf, horizonOf, scenarioSchema, type Scenario } from './scenario.js';
+import { emailOf, horizonOf, isCampaignEvent, scenarioSchema, type CampaignEvent, type Scenario } from './scenario.js';
 
 export interface ScenarioIssue {
   /** Like `users[0].campaigns[1].window.start`; empty for the file or the document as a whole. */
@@ -121,8 +121,9 @@ function checkScenario(s: Scenario): ScenarioIssue[] {
     if (Array.isArray(user.leads)) {
       const phones = new Map<string, number>();
       user.leads.forEach((lead, li) => {
-        const found = resolve([...at, 'leads', li, 'device'], lead.device, ui);
-        if (found && !(found.length === 1 && found[0]!.key === lead.device)) {
+        // A lead without a device belongs to the user's shared pool.
+        const found = lead.device === undefined ? undefined : resolve([...at, 'leads', li, 'device'], lead.device, ui);
+        if (found && lead.device !== undefined && !(found.length === 1 && found[0]!.key === lead.device)) {
           const example = found[0]!.key;
           add([...at, 'leads', li, 'device'], `"${lead.device}" is a group of ${found.length} devices; a lead belongs to one, such as "${example}"`);
         }
@@ -141,9 +142,71 @@ function checkScenario(s: Scenario): ScenarioIssue[] {
 
   s.events.forEach((e, ei) => {
     inTimeline(['events', ei, 'at'], e.at);
-    resolve(['events', ei, 'device'], e.device, undefined);
+    if (!isCampaignEvent(e)) resolve(['events', ei, 'device'], e.device, undefined);
   });
+  checkCampaignEvents(s, add);
   return issues;
+}
+
+/**
+ * Campaign events name a campaign that exists (once), and make sense in the order they fire: a
+ * pause acts on a started campaign, a resume needs a pause before it, nothing follows a cancel.
+ * Whether the campaign has already completed by then is only known by running it; the report
+ * tells when an event found it so.
+ */
+function checkCampaignEvents(s: Scenario, add: (path: Path, message: string) => void): void {
+  const byName = new Map<string, { path: string; startAt: number }[]>();
+  s.users.forEach((u, ui) =>
+    u.campaigns.forEach((c, ci) => {
+      const list = byName.get(c.name) ?? [];
+      list.push({ path: `users[${ui}].campaigns[${ci}]`, startAt: Date.parse(c.startAt) });
+      byName.set(c.name, list);
+    }),
+  );
+  const known = [...byName.keys()];
+  const hint = known.length === 0 ? 'the scenario has no campaigns' : `campaigns: ${known.slice(0, 10).map((n) => JSON.stringify(n)).join(', ')}`;
+
+  const timelines = new Map<string, { event: CampaignEvent; index: number }[]>();
+  s.events.forEach((event, index) => {
+    if (!isCampaignEvent(event)) return;
+    const found = byName.get(event.campaign);
+    if (!found) return add(['events', index, 'campaign'], `unknown campaign ${JSON.stringify(event.campaign)} (${hint})`);
+    if (found.length > 1) {
+      return add(['events', index, 'campaign'], `${JSON.stringify(event.campaign)} names ${found.length} campaigns (${found.map((f) => f.path).join(', ')}); campaigns named in events must have unique names`);
+    }
+    const list = timelines.get(event.campaign) ?? [];
+    list.push({ event, index });
+    timelines.set(event.campaign, list);
+  });
+
+  for (const [name, list] of timelines) {
+    const startAt = byName.get(name)![0]!.startAt;
+    // Events at one instant fire in file order, so a stable sort by time is the firing order.
+    list.sort((a, b) => Date.parse(a.event.at) - Date.parse(b.event.at) || a.index - b.index);
+    let pausedBy: number | null = null;
+    let cancelledBy: number | null = null;
+    for (const { event, index } of list) {
+      const at = Date.parse(event.at);
+      if (cancelledBy !== null) {
+        add(['events', index, 'type'], `the campaign ${JSON.stringify(name)} is already cancelled by events[${cancelledBy}]`);
+        continue;
+      }
+      switch (event.type) {
+        case 'pause':
+          if (at < startAt) add(['events', index, 'at'], `is before the campaign ${JSON.stringify(name)} starts (startAt ${new Date(startAt).toISOString()}); a pause acts on a started campaign`);
+          else if (pausedBy !== null) add(['events', index, 'type'], `the campaign ${JSON.stringify(name)} is already paused by events[${pausedBy}]`);
+          else pausedBy = index;
+          break;
+        case 'resume':
+          if (pausedBy === null) add(['events', index, 'type'], `the campaign ${JSON.stringify(name)} is not paused at that time (no pause event before it)`);
+          pausedBy = null;
+          break;
+        case 'cancel':
+          cancelledBy = index;
+          break;
+      }
+    }
+  }
 }
 
 /** Device keys and group keys share one namespace across all users: a reference must mean one thing. */

@@ -1,25 +1,35 @@
 /**
- * Builds a validated scenario's world in a fresh database, at the scenario's start: users,
- * devices, leads and campaigns, through the same statements the rest of Fleetcast uses. Nothing
- * runs yet; the engine finds the campaigns scheduled when it starts.
+ * Builds a validated scenario's world in a fresh database, at the scenario's start: users, devices
+ * and campaigns through the same statements the rest of Fleetcast uses, leads through leads.ts
+ * (pool leads, names and attributes in bulk). Nothing runs yet; the engine finds the campaigns
+ * scheduled when it starts.
  */
 import { EVERY_DAY, type SendWindow } from '../../engine/pacing.js';
 import type { Queryable } from '../../store/db.js';
 import { insertCampaign } from '../../store/sql/campaigns.js';
 import { insertDevices } from '../../store/sql/devices.js';
-import { generateLeads, insertLeads } from '../../store/sql/leads.js';
 import { insertUser } from '../../store/sql/users.js';
 import { ensureWindow } from '../../store/sql/windows.js';
 import { DeviceDirectory, expandDevices, type ScenarioDevice } from './devices.js';
-import { emailOf, WEEKDAYS, type Scenario, type ScenarioUser, type WindowSpec } from './scenario.js';
+import { generateScenarioLeads, insertScenarioLeads } from './leads.js';
+import { emailOf, WEEKDAYS, type CampaignSpec, type Scenario, type ScenarioUser, type WindowSpec } from './scenario.js';
 
 export interface WorldDevice extends ScenarioDevice {
   id: number;
 }
 
+export interface WorldCampaign {
+  id: number;
+  name: string;
+  userIndex: number;
+  spec: CampaignSpec;
+}
+
 export interface World {
   devices: DeviceDirectory<WorldDevice>;
   userIds: number[];
+  /** Every campaign, in scenario order (ids follow this order). */
+  campaigns: WorldCampaign[];
 }
 
 export async function buildWorld(db: Queryable, scenario: Scenario, now: Date): Promise<World> {
@@ -47,21 +57,31 @@ export async function buildWorld(db: Queryable, scenario: Scenario, now: Date): 
   // Leads and audiences name devices by key, so every device exists (with its id) before them.
   const directory = new DeviceDirectory(devices);
 
+  const campaigns: WorldCampaign[] = [];
   for (const [ui, user] of scenario.users.entries()) {
     const userId = userIds[ui]!;
     await insertUserLeads(db, userId, user, ui, directory, now);
     for (const c of user.campaigns) {
       const windowId = c.window ? await ensureWindow(db, sendWindowOf(c.window, user.timeZone)) : null;
       const a = c.audience;
-      await insertCampaign(
+      const ms = (seconds: number | undefined) => (seconds === undefined ? null : Math.round(seconds * 1000));
+      const id = await insertCampaign(
         db,
         userId,
         {
           name: c.name,
           body: c.message,
+          // Stored as the transport reads it; the simulator never fetches it.
+          ...(c.media ? { media: { kind: c.media.type, url: c.media.url } } : {}),
           startsAt: new Date(c.startAt),
           windowId,
           delivery: c.delivery,
+          mode: c.mode,
+          deviceHourlyQuota: c.deviceHourlyQuota ?? null,
+          deviceDailyQuota: c.deviceDailyQuota ?? null,
+          dailyLimit: c.dailyLimit ?? null,
+          minDelayMs: ms(c.minDelaySeconds),
+          maxDelayMs: ms(c.maxDelaySeconds),
           audience: {
             ...(a.niches ? { niches: a.niches } : {}),
             ...(a.statuses ? { statuses: a.statuses } : {}),
@@ -71,9 +91,10 @@ export async function buildWorld(db: Queryable, scenario: Scenario, now: Date): 
         },
         now,
       );
+      campaigns.push({ id, name: c.name, userIndex: ui, spec: c });
     }
   }
-  return { devices: directory, userIds };
+  return { devices: directory, userIds, campaigns };
 }
 
 async function insertUserLeads(
@@ -85,33 +106,44 @@ async function insertUserLeads(
   now: Date,
 ): Promise<void> {
   if (Array.isArray(user.leads)) {
-    await insertLeads(
+    await insertScenarioLeads(
       db,
       userId,
       user.leads.map((l) => ({
         name: l.name,
         phone: l.phone,
-        deviceId: directory.resolve(l.device)![0]!.id,
+        deviceId: l.device === undefined ? null : directory.resolve(l.device)![0]!.id,
         niches: l.niches,
         status: l.status,
         triggers: l.triggers,
+        attributes: l.attributes ?? {},
       })),
       now,
     );
     return;
   }
   const g = user.leads;
-  const targets = g.devices
-    ? directory.resolveAll(g.devices)
-    : directory.devices.filter((d) => d.userIndex === userIndex);
-  // generateLeads builds the whole set in one statement, so a million leads cost one round trip.
-  await generateLeads(db, userId, targets.map((d) => d.id), g.count, g.phonePrefix, 1, now, g.niches, g.status);
+  const targets = g.pool ? [] : g.devices ? directory.resolveAll(g.devices) : directory.devices.filter((d) => d.userIndex === userIndex);
+  await generateScenarioLeads(
+    db,
+    userId,
+    {
+      count: g.count,
+      phonePrefix: g.phonePrefix,
+      deviceIds: targets.map((d) => d.id),
+      names: g.names ?? null,
+      niches: g.niches,
+      status: g.status,
+      attributes: g.attributes ?? {},
+    },
+    now,
+  );
 }
 
 const minuteOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
 
 /** A scenario window as the engine stores it; an end of 00:00 means the midnight ending the day. */
-function sendWindowOf(w: WindowSpec, userZone: string): SendWindow {
+export function sendWindowOf(w: WindowSpec, userZone: string): SendWindow {
   const end = minuteOf(w.end);
   return {
     timeZone: w.timeZone ?? userZone,

@@ -193,6 +193,13 @@ async function allocatePass(tx: Queryable, c: PoolCampaign, now: number): Promis
   await saveLanes(tx, c.id, laneUpdates);
 
   const result: PassOutcome = { allocated: 0, moved: 0, wakeAt: null, devices: [], queueEmpty: false };
+  // A paused or restricted device comes back by itself, with nothing to announce it: wake then.
+  for (const d of gone) {
+    if (d.paused_until !== null && (allowed === null || allowed.has(d.id))) {
+      const at = d.paused_until.getTime();
+      result.wakeAt = result.wakeAt === null ? at : Math.min(result.wakeAt, at);
+    }
+  }
   // Completion is possible only with nothing open anywhere: only then is the queue worth a look.
   const nothingOpen = devices.every((d) => d.outstanding === 0);
   if (active.length === 0) {

@@ -42,6 +42,7 @@ import {
 } from '../store/sql/campaign-admin.js';
 import { completeFinishedCampaigns, renderForLeads, type Audience, type RenderedPreview } from '../store/sql/campaigns.js';
 import { campaignBodySql } from '../engine/materialise.js';
+import { forecastCampaign, type Forecast } from './forecast.js';
 import { liveDeviceIds } from '../store/sql/members.js';
 import { ensureWindow } from '../store/sql/windows.js';
 import type { Actor } from './actor.js';
@@ -364,6 +365,8 @@ function stateError(status: CampaignStatus, message: string): AppError {
 const START_GRACE_MS = 60_000;
 
 export class CampaignService {
+  private forecasting: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
@@ -708,5 +711,21 @@ export class CampaignService {
     }
     checkTemplate(body ?? '');
     return renderForLeads(this.db, actor.tenantId, campaignBodySql(body!, seed), input.leadIds?.length ? input.leadIds : null, input.leadIds?.length ? input.leadIds.length : 5);
+  }
+
+  /**
+   * When the campaign would finish, from a run of the real engine on a virtual clock over a copy of
+   * its devices, their load and its audience (services/forecast.ts). One at a time per process: a
+   * run holds a second, in-memory database and a core for seconds.
+   */
+  async forecast(actor: Actor, id: number): Promise<Forecast> {
+    this.guard(actor);
+    await this.own(this.db, actor, id);
+    const run = this.forecasting.then(() => forecastCampaign(this.db, actor.tenantId, id, this.clock.now()));
+    this.forecasting = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 }

@@ -146,6 +146,24 @@ const stats = z
   })
   .meta({ id: 'CampaignStats' });
 
+const forecast = z
+  .object({
+    campaign_id: z.number().int(),
+    computed_at: timestamp,
+    messages: z.number().int().describe("the campaign's messages still to send"),
+    devices: z.number().int(),
+    starts_at: timestamp,
+    finishes_at: nullableTimestamp.describe('null: not within the horizon (e.g. no online device)'),
+    per_device: z.array(
+      z.object({ device_id: z.number().int(), name: z.string(), messages: z.number().int(), finishes_at: nullableTimestamp }),
+    ),
+    exact: z.boolean().describe('false when part of the timeline was extrapolated'),
+    simulated_messages: z.number().int(),
+    horizon_days: z.number().int(),
+    notes: z.array(z.string()),
+  })
+  .meta({ id: 'CampaignForecast' });
+
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
 
 export function campaignRoutes(app: Api, s: Services): void {
@@ -264,6 +282,18 @@ export function campaignRoutes(app: Api, s: Services): void {
       response: { 200: preview, ...errors },
     },
     handler: async (req) => ({ data: await s.campaigns.preview(actorOf(req), { body: req.body.body, leadIds: req.body.lead_ids }) }),
+  });
+  app.get('/api/v1/campaigns/:id/forecast', {
+    schema: {
+      tags: ['campaigns'],
+      summary: 'Forecast when a campaign finishes',
+      description:
+        "Runs the engine on a virtual clock over a copy of the campaign's devices (pacing, caps, windows, pauses), the messages already waiting on them and its audience, and answers when each device and the campaign would finish. Takes seconds for thousands of messages; past 20,000 the rest is extrapolated (`exact: false`). See docs/api-campaigns.md.",
+      security,
+      params: idParams,
+      response: { 200: forecast, ...errors },
+    },
+    handler: async (req) => s.campaigns.forecast(actorOf(req), req.params.id),
   });
   app.post('/api/v1/campaigns/:id/clone', {
     schema: {

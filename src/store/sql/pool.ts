@@ -50,6 +50,8 @@ export interface PoolDevice {
   outstanding: number;
   /** Of those, the ones not yet claimed (and so movable to another device). */
   movable: number;
+  /** A pause or restriction still running (the device becomes usable again then). */
+  paused_until: Date | null;
 }
 
 /**
@@ -68,7 +70,8 @@ export async function poolDevices(db: Queryable, c: PoolCampaign, now: Date): Pr
      select d.id,
             (d.deleted_at is null and d.status = 'online' and (d.paused_until is null or d.paused_until <= $3)) as usable,
             cd.lane, coalesce(cd.active, false) as was_active,
-            coalesce(o.n, 0) as outstanding, coalesce(o.movable, 0) as movable
+            coalesce(o.n, 0) as outstanding, coalesce(o.movable, 0) as movable,
+            case when d.deleted_at is null and d.paused_until > $3 then d.paused_until end as paused_until
        from devices d
        left join campaign_devices cd on cd.campaign_id = $1 and cd.device_id = d.id
        left join open_by_device o on o.device_id = d.id

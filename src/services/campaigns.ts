@@ -229,7 +229,8 @@ export interface CampaignInput {
   body: string;
   media?: MediaInput | null | undefined;
   audience?: AudienceInput | undefined;
-  starts_at?: string | undefined;
+  /** null or absent: as soon as it is scheduled. */
+  starts_at?: string | null | undefined;
   window?: WindowInput | null | undefined;
   delivery?: Delivery | undefined;
   mode?: CampaignMode | undefined;
@@ -427,7 +428,7 @@ export class CampaignService {
   }
 
   /** Another tenant's device and a missing one are answered alike: naming it must reveal nothing. */
-  private async checkDevices(db: Queryable, actor: Actor, ids: readonly number[] | undefined): Promise<void> {
+  private async checkDevices(db: Queryable, actor: Actor, ids: readonly number[] | undefined, path = 'audience.device_ids'): Promise<void> {
     if (!ids || ids.length === 0) return;
     const live = new Set(await liveDeviceIds(db, actor.tenantId, ids));
     const missing = [...new Set(ids)].filter((id) => !live.has(id));
@@ -436,7 +437,7 @@ export class CampaignService {
         'DEVICE_NOT_FOUND',
         404,
         missing.length === 1 ? 'device not found' : 'devices not found',
-        missing.map((id) => ({ path: 'audience.device_ids', message: `no device ${id}`, device_id: id })),
+        missing.map((id) => ({ path, message: `no device ${id}`, device_id: id })),
       );
     }
   }
@@ -483,7 +484,7 @@ export class CampaignService {
     this.checkDelay(input.delay);
     const now = this.now();
     const status = input.schedule ? 'scheduled' : 'draft';
-    const startsAt = input.starts_at !== undefined ? new Date(input.starts_at) : status === 'scheduled' ? now : null;
+    const startsAt = input.starts_at !== undefined && input.starts_at !== null ? new Date(input.starts_at) : status === 'scheduled' ? now : null;
     if (status === 'scheduled') this.checkStart(startsAt, now);
     // Media is fetched before the transaction: a slow download must not hold the store.
     const media = status === 'scheduled' ? await this.prepareMedia(actor, storedMedia(input.media)) : (storedMedia(input.media) ?? null);
@@ -513,9 +514,17 @@ export class CampaignService {
   async update(actor: Actor, id: number, patch: CampaignPatch): Promise<CampaignView> {
     this.guard(actor);
     const now = this.now();
+    // A scheduled campaign's new media is fetched and stored first, outside the transaction: a
+    // download must not hold it (on PGlite the media rows are written on the same connection).
+    const before = await this.own(this.db, actor, id);
+    const preparedMedia =
+      before.status === 'scheduled' && patch.media !== undefined ? await this.prepareMedia(actor, storedMedia(patch.media)) : undefined;
     const status = await this.db.transaction(async (tx) => {
       const cur = await this.own(tx, actor, id);
       if (!EDITABLE.includes(cur.status)) throw stateError(cur.status, `a ${cur.status} campaign cannot be edited`);
+      if (patch.media !== undefined && cur.status !== before.status) {
+        throw stateError(cur.status, 'the campaign changed while its media was prepared; send the change again');
+      }
       this.checkQuotas(
         patch.mode ?? cur.mode,
         patch.device_hourly_quota !== undefined ? patch.device_hourly_quota : cur.device_hourly_quota,
@@ -524,7 +533,7 @@ export class CampaignService {
       );
       if (patch.body !== undefined) checkTemplate(patch.body);
       this.checkDelay(patch.delay);
-      if (cur.status === 'scheduled' && patch.starts_at !== undefined) this.checkStart(new Date(patch.starts_at), now);
+      if (cur.status === 'scheduled' && patch.starts_at !== undefined && patch.starts_at !== null) this.checkStart(new Date(patch.starts_at), now);
       if (patch.audience !== undefined) await this.checkDevices(tx, actor, patch.audience.device_ids);
       const ok = await updateCampaignRow(
         tx,
@@ -533,10 +542,11 @@ export class CampaignService {
         {
           name: patch.name,
           body: patch.body,
-          media: cur.status === 'scheduled' && patch.media !== undefined ? await this.prepareMedia(actor, storedMedia(patch.media)) : storedMedia(patch.media),
+          media: preparedMedia !== undefined ? preparedMedia : storedMedia(patch.media),
           audience: patch.audience === undefined ? undefined : storedAudience(patch.audience),
           mode: patch.mode,
-          startsAt: patch.starts_at === undefined ? undefined : new Date(patch.starts_at),
+          // Cleared on a scheduled campaign: it starts now, as it would have if scheduled without one.
+          startsAt: patch.starts_at === undefined ? undefined : patch.starts_at === null ? (cur.status === 'scheduled' ? now : null) : new Date(patch.starts_at),
           windowId: await windowIdFor(tx, actor, patch.window),
           delivery: patch.delivery,
           deviceHourlyQuota: patch.device_hourly_quota,
@@ -666,7 +676,7 @@ export class CampaignService {
       if (cur.status !== 'running' && cur.status !== 'completed') {
         throw stateError(cur.status, `only a running or completed campaign's failed messages can be retried; this one is ${cur.status}`);
       }
-      if (deviceId !== null) await this.checkDevices(tx, actor, [deviceId]);
+      if (deviceId !== null) await this.checkDevices(tx, actor, [deviceId], 'device_id');
       const n = await retryFailedMessages(tx, actor.tenantId, id, deviceId, now);
       if (n > 0 && cur.status === 'completed') await reopenCampaign(tx, actor.tenantId, id, now);
       return n;

@@ -21,6 +21,7 @@ interface Ids {
   sequence: number;
   step: number;
   user: number;
+  media: number;
 }
 
 /**
@@ -33,6 +34,8 @@ interface Probe {
   expect: number | number[];
   /** GET lists: the response must hold none of A's ids. */
   list?: boolean;
+  /** Other answers that show rows: true when this one shows one of A's. */
+  leaks?: (body: any, a: Ids) => boolean;
   contentType?: string;
 }
 
@@ -96,6 +99,15 @@ const probes: Record<string, Probe> = {
   'POST /api/v1/campaigns/{id}/resume': { expect: 404 },
   'POST /api/v1/campaigns/{id}/cancel': { expect: 404 },
   'POST /api/v1/campaigns/{id}/clone': { expect: 404 },
+  'POST /api/v1/campaigns/{id}/retry': { body: (a) => ({ device_id: a.device }), expect: 404 },
+  'GET /api/v1/campaigns/{id}/stats': { expect: 404 },
+  'GET /api/v1/campaigns/{id}/preview': { query: (a) => `?lead_ids=${a.lead}`, expect: 404 },
+  'POST /api/v1/campaigns/preview': {
+    body: (a) => ({ body: 'Hi {name:there}', lead_ids: [a.lead] }),
+    expect: 200,
+    leaks: (body, a) => ((body?.data ?? []) as { lead_id: number }[]).some((r) => r.lead_id === a.lead),
+  },
+  'GET /api/v1/campaigns/{id}/forecast': { expect: 404 },
 
   'GET /api/v1/sequences': { expect: 200, list: true },
   'POST /api/v1/sequences': { body: (a) => ({ name: 'b sequence', trigger: 'b_trigger', next_sequence_id: a.sequence }), expect: 404 },
@@ -109,6 +121,12 @@ const probes: Record<string, Probe> = {
   'GET /api/v1/sequences/{id}/steps/{stepId}': { expect: 404 },
   'PATCH /api/v1/sequences/{id}/steps/{stepId}': { body: () => ({ body: 'taken over' }), expect: 404 },
   'DELETE /api/v1/sequences/{id}/steps/{stepId}': { expect: 404 },
+
+  'GET /api/v1/media': { expect: 200, list: true },
+  'POST /api/v1/media': { query: () => '?kind=document&filename=b.txt', body: () => 'B uploads its own file\n', contentType: 'text/plain', expect: 201 },
+  'GET /api/v1/media/{id}': { expect: 404 },
+  'GET /api/v1/media/{id}/content': { expect: 404 },
+  'DELETE /api/v1/media/{id}': { expect: 404 },
 };
 
 function fill(path: string, a: Ids): string {
@@ -122,6 +140,7 @@ function fill(path: string, a: Ids): string {
     users: a.user,
     campaigns: a.campaign,
     sequences: a.sequence,
+    media: a.media,
   };
   return path.replace('{id}', String(byCollection[collection ?? ''] ?? 0)).replace('{stepId}', String(a.step));
 }
@@ -140,6 +159,9 @@ async function snapshot(api: TestApi, userId: number): Promise<string> {
     await q(`select * from lead_imports where user_id = $1 order by id`),
     await q(`select * from device_members dm where dm.user_id in (select id from users where parent_id = $1) order by 1, 2`),
     await q(`select * from messages where user_id = $1 order by id`),
+    await q(`select * from media where user_id = $1 order by id`),
+    await q(`select cd.* from campaign_devices cd join campaigns c on c.id = cd.campaign_id where c.user_id = $1 order by 1, 2`),
+    await q(`select q.* from pool_queue q join campaigns c on c.id = q.campaign_id where c.user_id = $1 order by 1, 2`),
   ].join('\n');
 }
 
@@ -170,7 +192,15 @@ for (const backend of backends) {
       const campaign = await ok(await a.call('POST', '/api/v1/campaigns', { name: 'A campaign', body: 'Hi {name}', starts_at: '2026-04-01T09:00:00Z', audience: { device_ids: [device] } }));
       const sequence = await ok(await a.call('POST', '/api/v1/sequences', { name: 'A sequence', trigger: 'a_trigger' }));
       const step = await ok(await a.call('POST', `/api/v1/sequences/${sequence}/steps`, { delay_minutes: 0, body: 'Welcome' }));
-      ids = { device, lead, token, member, import: importId, campaign, sequence, step, user: a.userId };
+      const media = await ok(
+        await api.app.inject({
+          method: 'POST',
+          url: '/api/v1/media?kind=document&filename=a.txt',
+          headers: { authorization: `Bearer ${a.token}`, 'content-type': 'text/plain' },
+          payload: 'A price list\n',
+        }),
+      );
+      ids = { device, lead, token, member, import: importId, campaign, sequence, step, user: a.userId, media };
     });
     after(() => api.dispose());
 
@@ -217,6 +247,7 @@ for (const backend of backends) {
             const expected = Array.isArray(probe.expect) ? probe.expect : [probe.expect];
             if (!expected.includes(res.statusCode)) failures.push(`${key} -> ${res.statusCode} ${res.body.slice(0, 200)}`);
             if (res.statusCode === 404 && json(res).error?.code === 'ROUTE_NOT_FOUND') failures.push(`${key}: route not found (${url})`);
+            if (probe.leaks && res.statusCode === 200 && probe.leaks(json(res), ids)) failures.push(`${key} shows the first tenant's rows`);
             if (probe.list && res.statusCode === 200) {
               // Ids are per table: A's row of this collection must not be in B's list.
               const own = Number(fill(`${path}/{id}`, ids).split('/').pop());
@@ -245,6 +276,7 @@ for (const backend of backends) {
       assert.deepEqual(json(await get('/api/v1/sequences')).data, []);
       assert.deepEqual(json(await get('/api/v1/members')).data, []);
       assert.deepEqual(json(await get('/api/v1/leads/imports')).data, []);
+      assert.deepEqual(json(await get('/api/v1/media')).data, []);
       const csv = (await get('/api/v1/leads/export')).body;
       assert.ok(!csv.includes('+60123000001') && !csv.includes('+60123000002'), csv);
       assert.deepEqual(json(await get('/api/v1/tokens')).data.map((t: { name: string }) => t.name), ['test']);

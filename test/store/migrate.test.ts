@@ -16,6 +16,7 @@ const LATER = new Date('2026-03-07T08:30:00Z');
 
 const ENGINE_TABLES = [
   'api_tokens',
+  'campaign_devices',
   'campaigns',
   'device_leases',
   'device_members',
@@ -26,7 +27,9 @@ const ENGINE_TABLES = [
   'lead_imports',
   'leads',
   'login_throttle',
+  'media',
   'messages',
+  'pool_queue',
   'schema_migrations',
   'send_windows',
   'sequence_steps',

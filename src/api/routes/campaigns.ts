@@ -109,7 +109,7 @@ const campaignInput = z.strictObject({
     })
     .optional()
     .describe('which leads; every given list must match, an empty or missing one matches all'),
-  starts_at: timestamp.optional().describe('when to start; default as soon as scheduled'),
+  starts_at: timestamp.nullable().optional().describe('when to start; null or absent: as soon as scheduled'),
   window: windowInput.nullable().optional(),
   delivery: z.enum(['at_most_once', 'at_least_once']).optional().describe('a send cut short by a crash with no proof either way: at_most_once marks it unknown, at_least_once sends it again'),
   mode: z.enum(['owned', 'pool']).optional(),
@@ -164,7 +164,7 @@ const forecast = z
   })
   .meta({ id: 'CampaignForecast' });
 
-const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 422: errorSchema };
 
 export function campaignRoutes(app: Api, s: Services): void {
   app.get('/api/v1/campaigns', {
@@ -240,7 +240,7 @@ export function campaignRoutes(app: Api, s: Services): void {
       description: 'Failed messages go back to pending (of one device with `device_id`); a completed campaign runs again.',
       security,
       params: idParams,
-      body: z.strictObject({ device_id: id.optional() }).optional(),
+      body: z.strictObject({ device_id: id.optional() }).nullish(),
       response: { 200: z.object({ retried: z.number().int(), campaign }), ...errors },
     },
     handler: async (req) => s.campaigns.retryFailed(actorOf(req), req.params.id, req.body?.device_id ?? null),

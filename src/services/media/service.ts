@@ -372,7 +372,9 @@ export class MediaService {
     } else {
       row = await this.fetchRow(actor, input.url!, input.type, input.filename);
     }
-    const fileName = cleanFileName(input.filename) ?? row.file_name;
+    // A name given with the campaign wins, but an image was re-encoded: it is a JPEG whatever it was.
+    const given = cleanFileName(input.filename);
+    const fileName = given !== null && row.mime_type === 'image/jpeg' ? `${given.replace(/\.[^.]*$/, '') || 'image'}.jpg` : (given ?? row.file_name);
     return {
       kind: row.kind,
       mediaId: row.id,

@@ -236,12 +236,17 @@ export async function releaseCampaignMessages(db: Queryable, campaignId: number,
 
 /**
  * Failed messages of a campaign (optionally of one device) go back to pending, due now; the
- * campaign runs again if it had completed. Returns how many were requeued.
+ * campaign runs again if it had completed. Rows of leads that opted out or were deleted, and of
+ * deleted devices, stay failed. Returns how many were requeued.
  */
 export async function retryFailedMessages(db: Queryable, tenantId: number, campaignId: number, deviceId: number | null, now: Date): Promise<number> {
   const res = await db.query(
-    `update messages set status = 'pending', not_before = $4, finished_at = null, error_code = null, error = null
-      where campaign_id = $1 and user_id = $2 and status = 'failed' and ($3::bigint is null or device_id = $3)`,
+    `update messages m set status = 'pending', not_before = $4, finished_at = null, error_code = null, error = null
+      where m.campaign_id = $1 and m.user_id = $2 and m.status = 'failed' and ($3::bigint is null or m.device_id = $3)
+        -- Never to a lead that opted out or was deleted since, nor through a device that is gone
+        -- (nothing would claim it).
+        and exists (select 1 from leads l where l.id = m.lead_id and l.opted_out_at is null)
+        and exists (select 1 from devices d where d.id = m.device_id and d.deleted_at is null)`,
     [campaignId, tenantId, deviceId, now],
   );
   return res.rowCount;

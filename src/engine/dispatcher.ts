@@ -98,6 +98,11 @@ interface Slot {
   readyAt: number;
   /** Earliest pending not_before: undefined = unknown (ask), null = nothing pending. */
   headAt: number | null | undefined;
+  /**
+   * Bumped by every "new work" notification for the device. A look at its head that started before
+   * a bump may have read a snapshot without the new row: it must not conclude "nothing pending".
+   */
+  workSeq: number;
 }
 
 const OFFLINE_CODE = 'DEVICE_OFFLINE';
@@ -240,7 +245,11 @@ export class Dispatcher {
   private onWork(payload: string): void {
     const ids = deviceIdsOf(payload);
     const slots = ids === null ? [...this.slots.values()] : ids.map((id) => this.slots.get(id));
-    for (const s of slots) if (s) s.headAt = undefined;
+    for (const s of slots) {
+      if (!s) continue;
+      s.headAt = undefined;
+      s.workSeq++;
+    }
     this.poke();
   }
 
@@ -320,6 +329,7 @@ export class Dispatcher {
   private async claimAndSend(ready: Slot[]): Promise<boolean> {
     const now = this.clock.now();
     const nowDate = new Date(now);
+    const seqBefore = new Map(ready.map((s) => [s.device.id, s.workSeq]));
     const claimed = await claimDueHeads(
       this.db,
       this.owner,
@@ -334,7 +344,8 @@ export class Dispatcher {
       const heads = await pendingHeads(this.db, empty);
       for (const id of empty) {
         const s = this.slots.get(id);
-        if (s) s.headAt = heads.get(id) ?? null;
+        // Work announced meanwhile (another connection committed after this look began) wins.
+        if (s && s.workSeq === seqBefore.get(id)) s.headAt = heads.get(id) ?? null;
       }
     }
     if (claimed.length === 0) return false;
@@ -613,6 +624,7 @@ export class Dispatcher {
         inFlight: false,
         readyAt: nextSendTime(settings, hist, now),
         headAt: undefined,
+        workSeq: 0,
       });
     }
     this.events.emit('device.acquired', { deviceIds: usable.map((d) => d.id), at: now });

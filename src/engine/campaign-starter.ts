@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
-import { materialisingCampaignIds, nextCampaignStart, runningCampaignIds, takeDueCampaigns } from '../store/sql/campaigns.js';
+import { materialisingCampaignIds, nextCampaignStart, planChunks, runningCampaignIds, takeDueCampaigns } from '../store/sql/campaigns.js';
 import { closeFinishedCampaigns } from './campaign-completion.js';
 import type { Clock } from './clock.js';
 import { CAMPAIGNS_CHANNEL, EngineEvents, WORK_CHANNEL } from './events.js';
@@ -79,11 +79,11 @@ export class CampaignStarter {
         while (!this.stopping && (await this.startDue())) {
           // keep going while campaigns are due
         }
-        while (!this.stopping && this.materialising.length > 0) {
-          await this.nextChunk();
-          // Let other work (API requests, claims) have the store between chunks.
-          await this.clock.track(new Promise<void>((r) => setImmediate(r)));
-          if (await this.startDue()) continue;
+        if (this.materialising.length > 0) {
+          // As many chunk writers as the store runs statements at once (PGlite: one).
+          const writers = Math.max(1, this.db.profile.statementParallelism);
+          await Promise.all(Array.from({ length: writers }, () => this.writeChunks()));
+          continue;
         }
         this.nextStart = await nextCampaignStart(this.db);
         const signal = this.wake.signal;
@@ -101,38 +101,63 @@ export class CampaignStarter {
     }
   }
 
-  /** Flips every due campaign to running; true if any was. */
+  /**
+   * Flips each due campaign to running and plans its chunks, one campaign per transaction (FOR
+   * UPDATE SKIP LOCKED: several processes may run this at once); true if any was started.
+   */
   private async startDue(): Promise<boolean> {
-    const now = this.clock.now();
-    const started = await takeDueCampaigns(this.db, new Date(now), 100);
-    for (const c of started) {
+    let any = false;
+    for (;;) {
+      const now = this.clock.now();
+      const c = await this.db.transaction(async (tx) => {
+        const [due] = await takeDueCampaigns(tx, new Date(now), 1);
+        if (due) await planChunks(tx, due, this.chunkLeads);
+        return due;
+      });
+      if (!c) return any;
+      any = true;
       this.materialising.push(c.id);
       this.log.info({ campaign: c.id, mode: c.mode }, 'campaign starting');
     }
-    return started.length > 0;
   }
 
-  private async nextChunk(): Promise<void> {
-    const id = this.materialising.shift()!;
-    const now = this.clock.now();
-    const r = await materialiseNextChunk(this.db, id, now, this.chunkLeads);
-    // null: finished, cancelled, or another process holds it this instant (it will be seen again
-    // on the next start of this loop's process only if still unfinished then).
-    if (!r) {
-      const still = await materialisingCampaignIds(this.db);
-      if (still.includes(id) && !this.materialising.includes(id)) this.materialising.push(id);
-      if (still.includes(id)) await this.clock.sleepUntil(this.clock.now() + 50);
-      return;
-    }
-    if (!r.done) this.materialising.push(id);
-    if (r.added > 0) {
-      // Owned rows are the dispatcher's work; queued pool leads are the pool allocator's.
+  /**
+   * One writer: chunks of every unfinished campaign in turn, until none is left. Writers share the
+   * list without taking campaigns off it, so on PostgreSQL two write one big campaign side by side.
+   */
+  private async writeChunks(): Promise<void> {
+    let turn = 0;
+    const drop = (id: number) => {
+      const i = this.materialising.indexOf(id);
+      if (i >= 0) this.materialising.splice(i, 1);
+    };
+    while (!this.stopping && this.materialising.length > 0) {
+      const id = this.materialising[turn++ % this.materialising.length]!;
+      const now = this.clock.now();
+      const r = await materialiseNextChunk(this.db, id, now);
+      if (r === null) {
+        drop(id);
+        continue;
+      }
+      if (r.kind === 'busy') {
+        // Its last chunks are being written by another writer or process; look again shortly.
+        await this.clock.sleepUntil(this.clock.now() + 50);
+        continue;
+      }
+      if (r.kind === 'chunk') {
+        // Owned rows are the dispatcher's work; queued pool leads are the pool allocator's.
+        if (r.added > 0) await this.db.notify(r.mode === 'pool' ? CAMPAIGNS_CHANNEL : WORK_CHANNEL, JSON.stringify({ campaign: id }));
+        // Let other work (API requests, claims) have the store between chunks.
+        await this.clock.track(new Promise<void>((res) => setImmediate(res)));
+        continue;
+      }
+      drop(id);
+      this.events.emit('campaign.started', { campaignId: id, messages: r.total, mode: r.mode, at: now });
+      this.log.info({ campaign: id, audience: r.total, mode: r.mode }, 'campaign started');
       await this.db.notify(r.mode === 'pool' ? CAMPAIGNS_CHANNEL : WORK_CHANNEL, JSON.stringify({ campaign: id }));
+      // Every row may already have been sent while later chunks were written (or there were none).
+      await closeFinishedCampaigns(this.db, this.events, [id], now);
+      await this.startDue();
     }
-    if (!r.done) return;
-    this.events.emit('campaign.started', { campaignId: id, messages: r.total, mode: r.mode, at: now });
-    this.log.info({ campaign: id, audience: r.total, mode: r.mode }, 'campaign started');
-    // Every row may already have been sent while later chunks were written (or there were none).
-    await closeFinishedCampaigns(this.db, this.events, [id], now);
   }
 }

@@ -4,18 +4,23 @@
  *
  * Why chunks: on PGlite every statement runs on the process's only connection, so one statement
  * over a million leads would hold every API request and every claim for tens of seconds. A chunk
- * is one set-based INSERT ... SELECT over a lead-id range (never a round trip per lead), and its
- * cursor advances in the same transaction, so a crash resumes at the next chunk and no lead is
- * materialised twice. The dispatcher may start on the first chunk's rows while later ones are
- * still being written; completion waits for `materialised_at`.
+ * is one set-based INSERT ... SELECT over a lead-id range (never a round trip per lead). The start
+ * plans every chunk as a row; writing a chunk deletes its row in the same transaction, so a crash
+ * leaves exactly the unwritten chunks, and no lead is materialised twice. Chunk rows are taken
+ * with SKIP LOCKED, so on PostgreSQL several connections (and processes) write chunks at once.
+ * The dispatcher may start on the first chunks' rows while later ones are still being written;
+ * completion waits for `materialised_at`.
  */
 import type { Db, Queryable } from '../store/db.js';
 import {
-  advanceMaterialisation,
-  chunkUpperBound,
+  CHUNK_LEADS,
+  chunksRemain,
+  completeMaterialisation,
+  finishChunk,
   insertOwnedChunk,
   insertPoolChunk,
-  lockMaterialising,
+  shareMaterialising,
+  takeChunk,
   type MaterialisingCampaign,
 } from '../store/sql/campaigns.js';
 import { templateExpression } from '../store/sql/template-expression.js';
@@ -23,42 +28,49 @@ import { loadWindows } from '../store/sql/windows.js';
 import { parseTemplate } from './content/template.js';
 import { nextWindowOpening } from './pacing.js';
 
-export interface ChunkResult {
-  campaignId: number;
-  mode: 'owned' | 'pool';
-  added: number;
-  /** True when this chunk was the last: `total` is then the campaign's whole audience. */
-  done: boolean;
-  total: number;
-}
+export type ChunkResult =
+  | { kind: 'chunk'; campaignId: number; mode: 'owned' | 'pool'; added: number }
+  /** Chunks remain, but others are writing them right now. */
+  | { kind: 'busy'; campaignId: number }
+  /** This call saw the last chunk written (maybe its own: `added`) and marked the campaign materialised. */
+  | { kind: 'finished'; campaignId: number; mode: 'owned' | 'pool'; added: number; total: number };
 
 /**
  * Leads per chunk. Measured with 1,000,000 leads (docs/benchmarks.md, `bench campaign`): on PGlite
- * a chunk of 25,000 takes ~0.5-0.8 s, which bounds how long an API request can wait behind it.
+ * a chunk of 25,000 takes ~0.5-0.9 s, which bounds how long an API request can wait behind it.
  */
-export const DEFAULT_CHUNK_LEADS = 25_000;
+export const DEFAULT_CHUNK_LEADS = CHUNK_LEADS;
 
-/** Materialises the next chunk of campaign `id`; null when it is finished, gone or being done elsewhere. */
-export async function materialiseNextChunk(db: Db, id: number, now: number, chunkLeads = DEFAULT_CHUNK_LEADS): Promise<ChunkResult | null> {
-  return db.transaction(async (tx) => {
-    const c = await lockMaterialising(tx, id);
+/**
+ * Writes the next free chunk of campaign `id`, or finishes it when none is left. Null when the
+ * campaign is not being materialised (finished, cancelled, gone).
+ */
+export async function materialiseNextChunk(db: Db, id: number, now: number): Promise<ChunkResult | null> {
+  const written = await db.transaction(async (tx) => {
+    const c = await shareMaterialising(tx, id);
     if (!c) return null;
-    const hi = await chunkUpperBound(tx, c.user_id, c.materialised_through, c.audience_until, chunkLeads);
-    const added = c.mode === 'pool' ? await insertPoolChunk(tx, c, c.materialised_through, hi) : await insertOwned(tx, c, hi, now);
-    const done = hi >= c.audience_until;
-    await advanceMaterialisation(tx, c.id, hi, added, done, new Date(now));
-    return { campaignId: c.id, mode: c.mode, added, done, total: c.audience_size + added };
+    const chunk = await takeChunk(tx, id);
+    if (!chunk) return { kind: 'none' as const };
+    const added = c.mode === 'pool' ? await insertPoolChunk(tx, c, chunk.lo, chunk.hi) : await insertOwned(tx, c, chunk.lo, chunk.hi, now);
+    await finishChunk(tx, id, chunk.lo);
+    return { kind: 'chunk' as const, mode: c.mode, added };
   });
+  if (written === null) return null;
+  if (written.kind === 'chunk' && (await chunksRemain(db, id))) return { ...written, campaignId: id };
+  const done = await completeMaterialisation(db, id, new Date(now));
+  if (done) return { kind: 'finished', campaignId: id, mode: done.mode, added: written.kind === 'chunk' ? written.added : 0, total: done.audience };
+  if (written.kind === 'chunk') return { ...written, campaignId: id };
+  return (await chunksRemain(db, id)) ? { kind: 'busy', campaignId: id } : null;
 }
 
-async function insertOwned(tx: Queryable, c: MaterialisingCampaign, hi: number, now: number): Promise<number> {
+async function insertOwned(tx: Queryable, c: MaterialisingCampaign, lo: number, hi: number, now: number): Promise<number> {
   let notBefore = Math.max(now, c.starts_at.getTime());
   if (c.window_id !== null) {
     const w = (await loadWindows(tx, [c.window_id])).get(c.window_id);
     if (w) notBefore = nextWindowOpening(w, notBefore);
   }
   const body = campaignBodySql(c.body, c.id);
-  return insertOwnedChunk(tx, { campaign: c, lo: c.materialised_through, hi, bodySql: body.sql, bodyParams: body.params, notBefore: new Date(notBefore), now: new Date(now) });
+  return insertOwnedChunk(tx, { campaign: c, lo, hi, bodySql: body.sql, bodyParams: body.params, notBefore: new Date(notBefore), now: new Date(now) });
 }
 
 /**
@@ -74,14 +86,15 @@ export function campaignBodySql(body: string, campaignId: number): { sql: string
 
 /**
  * Materialises a campaign to the end, chunk after chunk (tests, benchmarks, the simulator's setup).
- * Returns how many rows this call wrote; it stops early when another process holds the campaign.
+ * Returns how many rows (or queued leads) this call wrote; it returns early when another process
+ * holds the last chunks.
  */
-export async function materialiseAll(db: Db, id: number, now: number, chunkLeads = DEFAULT_CHUNK_LEADS): Promise<number> {
+export async function materialiseAll(db: Db, id: number, now: number): Promise<number> {
   let added = 0;
   for (;;) {
-    const r = await materialiseNextChunk(db, id, now, chunkLeads);
-    if (!r) return added;
+    const r = await materialiseNextChunk(db, id, now);
+    if (!r || r.kind === 'busy') return added;
     added += r.added;
-    if (r.done) return added;
+    if (r.kind === 'finished') return added;
   }
 }

@@ -92,7 +92,8 @@ type PgliteQueryable = Pick<PGlite, 'query'>;
 
 async function run<R>(pg: PgliteQueryable, sql: string, params: readonly unknown[]): Promise<QueryResult<R>> {
   const res = await pg.query<R>(sql, params as unknown[], { parsers });
-  return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
+  // PGlite reports 0 affected rows for a SELECT; pg's rowCount is the rows returned. Same meaning on both.
+  return { rows: res.rows, rowCount: Math.max(res.affectedRows ?? 0, res.rows.length) };
 }
 
 export async function openPglite(opts: PgliteOptions = {}): Promise<Db & { dumpDataDir(): Promise<Blob | File> }> {

@@ -233,10 +233,13 @@ for (const backend of backends) {
         await leads(t.db, w.userId, 100, w.devices, T0);
         const id = await campaign(t.db, w.userId, { body: 'Hi {first_name}' }, T0);
         // A process started it and wrote three chunks of 7 leads, then died.
-        assert.ok(await startCampaignNow(t.db, id, new Date(T0)));
-        for (let i = 0; i < 3; i++) assert.equal((await materialiseNextChunk(t.db, id, T0, 7))!.done, false);
+        assert.ok(await startCampaignNow(t.db, id, new Date(T0), ['scheduled'], 7));
+        const plan = await t.db.query<{ lo: number; hi: number }>(`select lo, hi from campaign_chunks where campaign_id = $1 order by lo`, [id]);
+        assert.equal(plan.rows.length, 15, '100 leads in chunks of 7');
+        for (let i = 0; i < 3; i++) assert.equal((await materialiseNextChunk(t.db, id, T0))!.kind, 'chunk');
+        assert.equal((await t.db.query(`select 1 from campaign_chunks where campaign_id = $1`, [id])).rows.length, 12);
         const progress = async () =>
-          (await t.db.query<{ through: number | null; at: Date | null }>(`select materialised_through as through, materialised_at as at from campaigns where id = $1`, [id])).rows[0]!;
+          (await t.db.query<{ at: Date | null }>(`select materialised_at as at from campaigns where id = $1`, [id])).rows[0]!;
         assert.equal((await progress()).at, null);
         assert.equal((await rows(t.db, id)).length, 21);
         assert.equal(await campaignStatus(t.db, id), 'running');

@@ -10,7 +10,7 @@ import { setTimeout as realDelay } from 'node:timers/promises';
 import { SystemClock, VirtualClock, type Clock } from '../../src/engine/clock.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { Db } from '../../src/store/db.js';
-import { takeDueCampaigns } from '../../src/store/sql/campaigns.js';
+import { CHUNK_LEADS, planChunks, takeDueCampaigns } from '../../src/store/sql/campaigns.js';
 import { materialiseAll } from '../../src/engine/materialise.js';
 import { SimulatorTransport } from '../../src/transports/simulator.js';
 import type { Transport } from '../../src/transports/transport.js';
@@ -90,6 +90,7 @@ class SendLog {
 async function startCampaignNow(db: Db, now: number): Promise<number> {
   const [c] = await takeDueCampaigns(db, new Date(now), 1);
   assert.ok(c, 'the campaign is due');
+  await planChunks(db, c, CHUNK_LEADS);
   return materialiseAll(db, c.id, now);
 }
 

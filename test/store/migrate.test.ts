@@ -16,6 +16,7 @@ const LATER = new Date('2026-03-07T08:30:00Z');
 
 const ENGINE_TABLES = [
   'api_tokens',
+  'campaign_chunks',
   'campaign_devices',
   'campaigns',
   'device_leases',

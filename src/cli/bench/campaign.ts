@@ -136,19 +136,33 @@ async function campaignWorker(specText: string): Promise<number> {
   try {
     const memory = rssSampler();
     const started = clock.now();
-    await startCampaignNow(db, spec.campaignId, new Date(started));
+    await startCampaignNow(db, spec.campaignId, new Date(started), ['draft', 'scheduled'], spec.chunk);
     let chunks = 0;
     let longest = 0;
     let total = 0;
-    for (;;) {
-      const c0 = clock.now();
-      const r = await materialiseNextChunk(db, spec.campaignId, clock.now(), spec.chunk);
-      if (!r) break;
-      chunks++;
-      longest = Math.max(longest, clock.now() - c0);
-      total = r.total;
-      if (r.done) break;
-    }
+    // As many writers as the engine's starter runs on this store (PostgreSQL: 2, PGlite: 1).
+    const writers = Math.max(1, db.profile.statementParallelism);
+    await Promise.all(
+      Array.from({ length: writers }, async () => {
+        for (;;) {
+          const c0 = clock.now();
+          const r = await materialiseNextChunk(db, spec.campaignId, clock.now());
+          if (r === null) return;
+          if (r.kind === 'busy') {
+            await new Promise((res) => setTimeout(res, 10));
+            continue;
+          }
+          if (r.kind === 'finished') {
+            total = r.total;
+            if (r.added > 0) chunks++;
+            longest = Math.max(longest, clock.now() - c0);
+            return;
+          }
+          chunks++;
+          longest = Math.max(longest, clock.now() - c0);
+        }
+      }),
+    );
     const seconds = (clock.now() - started) / 1000;
     const peak = memory.stop();
     const check = await db.query<{ n: number; personalised: number; variants: number; leftover: number }>(

@@ -6,10 +6,12 @@
  *   and come back on resume; cancel and opt-out reach them too, so those two partial indexes now
  *   cover both states.
  * - Materialisation runs in chunks of lead ids, each its own transaction, so PGlite's single
- *   connection is never held for seconds. `audience_until` freezes the audience (no lead created
- *   after the start joins), `materialised_through` is the cursor a restarted process resumes from,
- *   and `materialised_at` says it is finished: a campaign is never completed before that. A
- *   running campaign without `audience_until` was not started in chunks (rows written directly).
+ *   connection is never held for seconds and PostgreSQL can write several chunks at once.
+ *   `audience_until` freezes the audience (no lead created after the start joins); the start plans
+ *   every chunk as a `campaign_chunks` row, and a chunk's row goes in the transaction that writes
+ *   it, so a restarted process simply takes the rows left; `materialised_at` says it is finished: a
+ *   campaign is never completed before that. A running campaign without `audience_until` was not
+ *   started in chunks (rows written directly).
  * - Pool campaigns: `pool_queue` freezes the audience of device-less leads at start; the allocator
  *   hands them out, and `campaign_devices` keeps each device's lane (how many it has been given,
  *   plus any catch-up: the even-spread counter). pool_queue has no foreign key: a million inserted rows would each pay
@@ -35,7 +37,6 @@ alter table campaigns add column max_delay_ms integer;
 alter table campaigns add constraint campaigns_delay_check
   check ((min_delay_ms is null) = (max_delay_ms is null) and (max_delay_ms is null or max_delay_ms >= min_delay_ms));
 alter table campaigns add column audience_until bigint;
-alter table campaigns add column materialised_through bigint;
 alter table campaigns add column materialised_at timestamptz;
 alter table campaigns add column audience_size integer;
 -- Campaigns already running when this migration ran were materialised whole.
@@ -43,6 +44,14 @@ update campaigns set materialised_at = started_at where started_at is not null;
 create index campaigns_materialising_idx on campaigns (id)
   where status in ('running', 'paused') and materialised_at is null and audience_until is not null;
 create index campaigns_pool_running_idx on campaigns (id) where status = 'running' and mode = 'pool';
+
+create table campaign_chunks (
+  campaign_id bigint not null references campaigns (id) on delete cascade,
+  -- Lead ids in (lo, hi].
+  lo bigint not null,
+  hi bigint not null,
+  primary key (campaign_id, lo)
+);
 
 create table pool_queue (
   campaign_id bigint not null,

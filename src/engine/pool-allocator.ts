@@ -71,7 +71,7 @@ export class PoolAllocator {
   private running: number[] = [];
   private nextWake: number | null = null;
   private dirty = true;
-  readonly stats = { passes: 0, allocated: 0, moved: 0 };
+  readonly stats = { passes: 0, allocated: 0, moved: 0, passMs: 0 };
 
   constructor(
     private readonly db: Db,
@@ -146,12 +146,14 @@ export class PoolAllocator {
   /** One pass over one campaign; null when it is not a running pool campaign or is locked elsewhere. */
   async allocate(campaignId: number): Promise<PassResult | null> {
     const now = this.clock.now();
+    const t0 = performance.now();
     const out = await this.db.transaction(async (tx) => {
       const c = await lockPoolCampaign(tx, campaignId);
       if (!c) return null;
       const r = await allocatePass(tx, c, now);
       return { ...r, userId: c.user_id };
     });
+    this.stats.passMs += performance.now() - t0;
     if (!out) return null;
     this.stats.passes++;
     this.stats.allocated += out.allocated;

@@ -180,6 +180,7 @@ export async function benchPool(args: string[]): Promise<number> {
       spreadSamples: Math.ceil((clock.now() - START) / (5 * 60_000)),
       recordedBatches: checks,
       allocatorPasses: engine.pool.stats.passes,
+      allocatorSeconds: Math.round(engine.pool.stats.passMs / 10) / 100,
       leadsNowOnTheirSendingDevice: s.leads_kept,
       peakRssMB: peak.rss,
       verified,

@@ -27,17 +27,15 @@ import type { Logger } from 'pino';
 import type { Db, Queryable } from '../store/db.js';
 import {
   campaignAttemptsSince,
-  insertAllocated,
+  allocateFromQueue,
   lockPoolCampaign,
   movableRows,
   moveRows,
   poolDevices,
-  popQueue,
   queueIsEmpty,
   recentAttempts,
   runningPoolCampaignIds,
   saveLanes,
-  type Allocation,
   type PoolCampaign,
   type PoolDevice,
 } from '../store/sql/pool.js';
@@ -266,16 +264,14 @@ async function allocatePass(tx: Queryable, c: PoolCampaign, now: number): Promis
   // A popped lead that opted out or got its own device meanwhile gives its device nothing to send:
   // pop again for the devices still waiting (a few rounds at most in practice).
   while (waiting.length > 0) {
-    const leads = await popQueue(tx, c.id, waiting.length);
-    if (leads.length < waiting.length) result.queueEmpty = true;
-    if (leads.length === 0) break;
-    const allocations: Allocation[] = leads.map((leadId, i) => ({ leadId, deviceId: waiting[i]!.id }));
-    const rows = await insertAllocated(tx, c, allocations, body, new Date(notBefore), nowDate);
+    const rows = await allocateFromQueue(tx, c, waiting.map((d) => d.id), body, new Date(notBefore), nowDate);
+    // Fewer rows than asked: the queue ran dry (or a lead was deleted; completion checks properly).
+    if (rows.length < waiting.length) result.queueEmpty = true;
     const served = new Set(rows.filter((r) => r.status === 'pending').map((r) => r.device_id));
     result.allocated += served.size;
     for (const d of served) result.devices.push(d);
     waiting = waiting.filter((d) => !served.has(d.id));
-    if (result.queueEmpty) break;
+    if (result.queueEmpty || rows.length === 0) break;
   }
   return result;
 }

@@ -1,49 +1,10 @@
 /**
- * A scenario's leads, written in one statement per user however many there are. The store's own
- * lead statements cover the API's needs (one lead at a time with attributes, or generated leads
- * that always have a device); a scenario also needs device-less leads of the shared pool, names to
- * personalise with and attributes in bulk, so these two statements live with the simulation.
+ * A scenario's generated leads, written in one statement per user however many there are. The
+ * store's generator always gives a device; a scenario also needs device-less leads of the shared
+ * pool, names to personalise with and attributes, so this statement lives with the simulation.
+ * Listed leads go through the store's insertLeads.
  */
 import type { Queryable } from '../../store/db.js';
-
-export interface ScenarioLeadRow {
-  name: string;
-  phone: string;
-  /** null: a lead of the shared pool. */
-  deviceId: number | null;
-  niches: string[];
-  status: string;
-  triggers: string[];
-  attributes: Record<string, unknown>;
-}
-
-/** Inserts an explicit list of one user's leads; ids follow the list's order. */
-export async function insertScenarioLeads(db: Queryable, userId: number, leads: readonly ScenarioLeadRow[], now: Date): Promise<number> {
-  if (leads.length === 0) return 0;
-  const res = await db.query(
-    `insert into leads (user_id, device_id, name, phone, niches, status, triggers, attributes, created_at, updated_at)
-     select $1, u.device_id, u.name, u.phone,
-            coalesce(array(select jsonb_array_elements_text(u.niches)), '{}'),
-            u.status,
-            coalesce(array(select jsonb_array_elements_text(u.triggers)), '{}'),
-            u.attributes, $9, $9
-       from unnest($2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::jsonb[], $8::jsonb[])
-            with ordinality as u(device_id, name, phone, niches, status, triggers, attributes, ord)
-      order by u.ord`,
-    [
-      userId,
-      leads.map((l) => l.deviceId),
-      leads.map((l) => l.name),
-      leads.map((l) => l.phone),
-      leads.map((l) => JSON.stringify(l.niches)),
-      leads.map((l) => l.status),
-      leads.map((l) => JSON.stringify(l.triggers)),
-      leads.map((l) => JSON.stringify(l.attributes)),
-      now,
-    ],
-  );
-  return res.rowCount;
-}
 
 export interface GeneratedLeads {
   count: number;

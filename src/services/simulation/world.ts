@@ -11,7 +11,8 @@ import { insertDevices } from '../../store/sql/devices.js';
 import { insertUser } from '../../store/sql/users.js';
 import { ensureWindow } from '../../store/sql/windows.js';
 import { DeviceDirectory, expandDevices, type ScenarioDevice } from './devices.js';
-import { generateScenarioLeads, insertScenarioLeads } from './leads.js';
+import { generateScenarioLeads } from './leads.js';
+import { insertLeads } from '../../store/sql/leads.js';
 import { emailOf, WEEKDAYS, type CampaignSpec, type Scenario, type ScenarioUser, type WindowSpec } from './scenario.js';
 
 export interface WorldDevice extends ScenarioDevice {
@@ -106,7 +107,7 @@ async function insertUserLeads(
   now: Date,
 ): Promise<void> {
   if (Array.isArray(user.leads)) {
-    await insertScenarioLeads(
+    await insertLeads(
       db,
       userId,
       user.leads.map((l) => ({

@@ -20,20 +20,25 @@ export interface NewLead {
   status: string;
   triggers: string[];
   source?: string | null;
+  attributes?: Record<string, unknown>;
 }
 
-/** Creates leads of one user in one statement; an existing (user, phone) is left as it is. */
+/**
+ * Creates leads of one user in one statement, ids in the list's order; an existing (user, phone)
+ * is left as it is.
+ */
 export async function insertLeads(db: Queryable, userId: number, leads: readonly NewLead[], now: Date): Promise<number> {
   if (leads.length === 0) return 0;
   const res = await db.query(
-    `insert into leads (user_id, device_id, name, phone, niches, status, triggers, source, created_at, updated_at)
+    `insert into leads (user_id, device_id, name, phone, niches, status, triggers, source, attributes, created_at, updated_at)
      select $1, u.device_id, u.name, u.phone,
             coalesce(array(select jsonb_array_elements_text(u.niches)), '{}'),
             u.status,
             coalesce(array(select jsonb_array_elements_text(u.triggers)), '{}'),
-            u.source, $9, $9
-       from unnest($2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::jsonb[], $8::text[])
-            as u(device_id, name, phone, niches, status, triggers, source)
+            u.source, coalesce(u.attributes, '{}'), $10, $10
+       from unnest($2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::jsonb[], $8::text[], $9::jsonb[])
+            with ordinality as u(device_id, name, phone, niches, status, triggers, source, attributes, ord)
+      order by u.ord
      on conflict (user_id, phone) do nothing`,
     [
       userId,
@@ -44,6 +49,7 @@ export async function insertLeads(db: Queryable, userId: number, leads: readonly
       leads.map((l) => l.status),
       leads.map((l) => JSON.stringify(l.triggers)),
       leads.map((l) => l.source ?? null),
+      leads.map((l) => (l.attributes === undefined ? null : JSON.stringify(l.attributes))),
       now,
     ],
   );

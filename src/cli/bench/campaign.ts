@@ -8,7 +8,6 @@
  * fresh process, as `fleetcast serve` would run it: open the store, start the campaign, write
  * every chunk, then check the rows.
  */
-import { parseArgs } from 'node:util';
 import { SystemClock } from '../../engine/clock.js';
 import { DEFAULT_CHUNK_LEADS, materialiseNextChunk } from '../../engine/materialise.js';
 import { migrate } from '../../store/migrate.js';
@@ -19,7 +18,7 @@ import { insertDevices } from '../../store/sql/devices.js';
 import { generateLeads } from '../../store/sql/leads.js';
 import { insertUser } from '../../store/sql/users.js';
 import { tmpdir } from 'node:os';
-import { machine, printTable, rssSampler, runBenchChild } from './report.js';
+import { machine, parseBenchArgs, printTable, rssSampler, runBenchChild } from './report.js';
 
 const USAGE = `usage: fleetcast bench campaign [--leads N] [--devices N] [--db pglite|postgres] [--chunk N] [--json]
 
@@ -50,42 +49,11 @@ function storeConfig(loc: ScratchLocation) {
 
 export async function benchCampaign(args: string[]): Promise<number> {
   if (args[0] === '--worker') return campaignWorker(args[1] ?? '{}');
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        leads: { type: 'string', default: '1000000' },
-        devices: { type: 'string', default: '3000' },
-        db: { type: 'string', default: 'pglite' },
-        chunk: { type: 'string', default: String(DEFAULT_CHUNK_LEADS) },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-    });
-  } catch (err) {
-    process.stderr.write(`fleetcast bench campaign: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const leads = Number(v.leads);
-  const devices = Number(v.devices);
-  const chunk = Number(v.chunk);
-  const errors: string[] = [];
-  if (!Number.isInteger(leads) || leads < 1) errors.push('--leads must be a whole number >= 1');
-  if (!Number.isInteger(devices) || devices < 1) errors.push('--devices must be a whole number >= 1');
-  if (!Number.isInteger(chunk) || chunk < 1) errors.push('--chunk must be a whole number >= 1');
-  if (v.db !== 'pglite' && v.db !== 'postgres') errors.push('--db must be pglite or postgres');
-  if (errors.length > 0) {
-    process.stderr.write(`fleetcast bench campaign: ${errors.join('; ')}\n\n${USAGE}`);
-    return 2;
-  }
-  const kind = v.db as 'pglite' | 'postgres';
+  const parsed = parseBenchArgs('campaign', USAGE, args, { leads: 1_000_000, devices: 3000, chunk: DEFAULT_CHUNK_LEADS });
+  if (!parsed.ok) return parsed.exitCode;
+  const { leads, devices, chunk } = parsed.numbers as { leads: number; devices: number; chunk: number };
+  const kind = parsed.db;
+  const v = { json: parsed.json };
   const say = (s: string) => !v.json && process.stderr.write(`${s}\n`);
   const loc = newScratchLocation(kind, 'bench_campaign');
   try {

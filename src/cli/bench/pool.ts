@@ -5,7 +5,6 @@
  * rolling hour, and an even spread (at every recorded send, no device more than one message ahead
  * of any other; at the end, every device within one of the others).
  */
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { VirtualClock } from '../../engine/clock.js';
 import { Engine } from '../../engine/engine.js';
@@ -15,7 +14,7 @@ import { insertCampaign } from '../../store/sql/campaigns.js';
 import { insertDevices } from '../../store/sql/devices.js';
 import { insertUser } from '../../store/sql/users.js';
 import { SimulatorTransport } from '../../transports/simulator.js';
-import { machine, printTable, rssSampler } from './report.js';
+import { machine, parseBenchArgs, printTable, rssSampler } from './report.js';
 
 const USAGE = `usage: fleetcast bench pool [--leads N] [--devices N] [--quota N] [--db pglite|postgres] [--json]
 
@@ -36,42 +35,11 @@ const HOUR = 3_600_000;
 const START = Date.parse('2026-03-02T01:00:00Z');
 
 export async function benchPool(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        leads: { type: 'string', default: '10000' },
-        devices: { type: 'string', default: '125' },
-        quota: { type: 'string', default: '80' },
-        db: { type: 'string', default: 'pglite' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-    });
-  } catch (err) {
-    process.stderr.write(`fleetcast bench pool: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const leads = Number(v.leads);
-  const devices = Number(v.devices);
-  const quota = Number(v.quota);
-  const errors: string[] = [];
-  if (!Number.isInteger(leads) || leads < 1) errors.push('--leads must be a whole number >= 1');
-  if (!Number.isInteger(devices) || devices < 1) errors.push('--devices must be a whole number >= 1');
-  if (!Number.isInteger(quota) || quota < 1) errors.push('--quota must be a whole number >= 1');
-  if (v.db !== 'pglite' && v.db !== 'postgres') errors.push('--db must be pglite or postgres');
-  if (errors.length > 0) {
-    process.stderr.write(`fleetcast bench pool: ${errors.join('; ')}\n\n${USAGE}`);
-    return 2;
-  }
-  const loc = newScratchLocation(v.db as 'pglite' | 'postgres', 'bench_pool');
+  const parsed = parseBenchArgs('pool', USAGE, args, { leads: 10_000, devices: 125, quota: 80 });
+  if (!parsed.ok) return parsed.exitCode;
+  const { leads, devices, quota } = parsed.numbers as { leads: number; devices: number; quota: number };
+  const v = { db: parsed.db, json: parsed.json };
+  const loc = newScratchLocation(v.db, 'bench_pool');
   const clock = new VirtualClock(START);
   const db = await openScratch(loc, (p) => clock.track(p));
   const sim = new SimulatorTransport({ clock, seed: 7, latency: { minMs: 200, maxMs: 1200 } });

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
 import os from 'node:os';
 
 export interface MachineInfo {
@@ -70,4 +71,46 @@ export function runBenchChild(args: readonly string[], label: string): Promise<R
       }
     });
   });
+}
+
+export type BenchArgs = { ok: true; numbers: Record<string, number>; db: 'pglite' | 'postgres'; json: boolean } | { ok: false; exitCode: number };
+
+/**
+ * The options every store benchmark shares: whole-number settings (each >= 1, with a default),
+ * `--db pglite|postgres`, `--json` and `--help`. Errors name every bad option, then the usage.
+ */
+export function parseBenchArgs(name: string, usage: string, args: string[], defaults: Record<string, number>): BenchArgs {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        ...Object.fromEntries(Object.entries(defaults).map(([k, d]) => [k, { type: 'string' as const, default: String(d) }])),
+        db: { type: 'string', default: 'pglite' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`fleetcast bench ${name}: ${(err as Error).message}\n\n${usage}`);
+    return { ok: false, exitCode: 2 };
+  }
+  if (values.help) {
+    process.stdout.write(usage);
+    return { ok: false, exitCode: 0 };
+  }
+  const numbers: Record<string, number> = {};
+  const errors: string[] = [];
+  for (const k of Object.keys(defaults)) {
+    const n = Number(values[k]);
+    if (!Number.isInteger(n) || n < 1) errors.push(`--${k} must be a whole number >= 1`);
+    numbers[k] = n;
+  }
+  if (values.db !== 'pglite' && values.db !== 'postgres') errors.push('--db must be pglite or postgres');
+  if (errors.length > 0) {
+    process.stderr.write(`fleetcast bench ${name}: ${errors.join('; ')}\n\n${usage}`);
+    return { ok: false, exitCode: 2 };
+  }
+  return { ok: true, numbers, db: values.db as 'pglite' | 'postgres', json: values.json === true };
 }

@@ -44,18 +44,8 @@ export interface MediaServiceOptions {
   log?: Logger | undefined;
 }
 
-export interface MediaView {
-  id: number;
-  kind: MediaKind;
-  mime_type: string;
-  file_name: string | null;
-  bytes: number;
-  sha256: string;
-  width: number | null;
-  height: number | null;
-  source_url: string | null;
-  created_at: string;
-}
+/** A media row as the API shows it: without its tenant and storage key, the time as ISO text. */
+export type MediaView = Omit<MediaRow, 'user_id' | 'storage_key' | 'created_at'> & { created_at: string };
 
 /**
  * Media as a campaign carries it into the outbox, for the transport: the stored file is

@@ -55,7 +55,8 @@ import { loadWindows } from '../store/sql/windows.js';
 import { loadCampaignGaps, type CampaignGap } from '../store/sql/campaigns.js';
 import type { Clock } from './clock.js';
 import { closeFinishedCampaigns } from './campaign-completion.js';
-import { DEVICES_CHANNEL, deviceIdsOf, EngineEvents, WORK_CHANNEL } from './events.js';
+import { DEVICES_CHANNEL, deviceIdsOf, EngineEvents, SEQUENCES_CHANNEL, WORK_CHANNEL } from './events.js';
+import { progressEnrollments, type Progressed } from './sequence-progress.js';
 import {
   drawGap,
   emptyHistory,
@@ -130,6 +131,8 @@ export class Dispatcher {
   /** Latest connection status per device, written with the next flush. */
   private statuses = new Map<number, { id: number; status: string; at: number }>();
   private touchedCampaigns = new Set<number>();
+  /** Enrollments whose current message finished in the buffered outcomes: moved on when recorded. */
+  private touchedEnrollments = new Set<number>();
   /** Device of each buffered outcome's message, until it is recorded. */
   private readonly messageDevice = new Map<number, number>();
   private inFlight = 0;
@@ -445,6 +448,7 @@ export class Dispatcher {
       this.stats.failed++;
     }
     if (outcome.status !== 'pending' && m.campaign_id !== null) this.touchedCampaigns.add(m.campaign_id);
+    if (outcome.status !== 'pending' && m.enrollment_id !== null) this.touchedEnrollments.add(m.enrollment_id);
     this.buffer();
     this.outcomes.push(outcome);
     this.messageDevice.set(m.id, m.device_id);
@@ -490,14 +494,26 @@ export class Dispatcher {
     const receipts = this.receipts;
     const statuses = this.statuses;
     const campaigns = [...this.touchedCampaigns];
+    const enrollments = [...this.touchedEnrollments];
     if (this.buffered === 0) return;
     this.outcomes = [];
     this.receipts = [];
     this.statuses = new Map();
     this.touchedCampaigns = new Set();
+    this.touchedEnrollments = new Set();
     this.bufferedSince = null;
     try {
-      await recordOutcomes(this.db, outcomes);
+      let progressed: Progressed | null = null;
+      if (enrollments.length === 0) {
+        await recordOutcomes(this.db, outcomes);
+      } else {
+        // A step recorded as finished and its enrollment moved on commit together.
+        const at = new Date(this.clock.now());
+        progressed = await this.db.transaction(async (tx) => {
+          await recordOutcomes(tx, outcomes);
+          return progressEnrollments(tx, enrollments, at);
+        });
+      }
       await recordReceipts(this.db, receipts);
       await setDeviceStatuses(this.db, [...statuses.values()]);
       // Rows put back to pending (a retry, a device found offline) are work the slots must see.
@@ -512,16 +528,24 @@ export class Dispatcher {
       const now = this.clock.now();
       this.events.emit('outcomes.recorded', { count: outcomes.length, at: now });
       await closeFinishedCampaigns(this.db, this.events, campaigns, now);
+      if (progressed) await this.announceProgress(progressed, now);
     } catch (error) {
       // Keep them: the next flush tries again. Rows stay `sending` meanwhile, which is safe.
       this.outcomes = outcomes.concat(this.outcomes);
       this.receipts = receipts.concat(this.receipts);
       for (const [id, st] of statuses) if (!this.statuses.has(id)) this.statuses.set(id, st);
       for (const c of campaigns) this.touchedCampaigns.add(c);
+      for (const e of enrollments) this.touchedEnrollments.add(e);
       this.bufferedSince ??= this.clock.now();
       this.events.emit('error', { where: 'flush', error });
       throw error;
     }
+  }
+
+  /** Tells the planner (here and in other processes) when the next of these steps falls due. */
+  private async announceProgress(p: Progressed, now: number): Promise<void> {
+    this.events.emit('enrollments.progressed', { next: p.next, completed: p.completed, exited: p.exited, chained: p.chained, at: now });
+    if (p.firstDue !== null) await this.db.notify(SEQUENCES_CHANNEL, JSON.stringify({ due: p.firstDue.getTime() }));
   }
 
   private onTransportEvent(e: TransportEvent): void {
@@ -661,10 +685,15 @@ export class Dispatcher {
       if (p?.status === 'not_sent' || r.at_least_once) return { id: r.id, status: 'pending', at: now };
       return { id: r.id, status: 'unknown', at: now };
     });
-    await settleInFlight(this.db, settlements);
+    const enrollments = [...new Set(rows.map((r) => r.enrollment_id).filter((e): e is number => e !== null))];
+    const progressed = await this.db.transaction(async (tx) => {
+      await settleInFlight(tx, settlements);
+      return progressEnrollments(tx, enrollments, new Date(now));
+    });
     // A campaign whose last messages were in flight at the crash is finished now.
     const campaigns = [...new Set(rows.map((r) => r.campaign_id).filter((c): c is number => c !== null))];
     await closeFinishedCampaigns(this.db, this.events, campaigns, now);
+    if (enrollments.length > 0) await this.announceProgress(progressed, now);
     const count = (s: string) => settlements.filter((x) => x.status === s).length;
     this.events.emit('message.recovered', { sent: count('sent'), pending: count('pending'), unknown: count('unknown'), at: now });
     this.log.info({ sent: count('sent'), pending: count('pending'), unknown: count('unknown') }, 'settled messages left in flight');

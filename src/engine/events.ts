@@ -11,6 +11,10 @@ export interface EngineEventMap {
   'campaign.started': { campaignId: number; messages: number; mode: 'owned' | 'pool'; at: number };
   'campaign.completed': { campaignId: number; at: number };
   'outcomes.recorded': { count: number; at: number };
+  'sequence.planned': { messages: number; at: number };
+  'enrollments.progressed': { next: number; completed: number; exited: number; chained: number; at: number };
+  'enrollments.exited': { leadIds: number[]; reason: string; exited: number; at: number };
+  'lead.opted_out': { leadId: number; deviceId: number; at: number };
   error: { where: string; error: unknown };
 }
 
@@ -35,6 +39,8 @@ export class EngineEvents {
 export const WORK_CHANNEL = 'fleetcast_work';
 export const DEVICES_CHANNEL = 'fleetcast_devices';
 export const CAMPAIGNS_CHANNEL = 'fleetcast_campaigns';
+/** New or sooner sequence work: `{"due": ms}` names when, if known. */
+export const SEQUENCES_CHANNEL = 'fleetcast_sequences';
 
 /**
  * The device ids a notification names (`{"devices": [1, 2]}`), or null when it names none: the

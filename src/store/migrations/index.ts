@@ -1,6 +1,7 @@
 import { sql as engine } from './001_engine.js';
 import { sql as accountsLeads } from './002_accounts_leads.js';
 import { sql as campaigns } from './003_campaigns.js';
+import { sql as sequences } from './004_sequences.js';
 
 export interface Migration {
   version: number;
@@ -13,4 +14,5 @@ export const migrations: readonly Migration[] = [
   { version: 1, name: 'engine', sql: engine },
   { version: 2, name: 'accounts_leads', sql: accountsLeads },
   { version: 3, name: 'campaigns', sql: campaigns },
+  { version: 4, name: 'sequences', sql: sequences },
 ];

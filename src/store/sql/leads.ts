@@ -1,6 +1,24 @@
 /** Lead statements the engine needs. */
 import type { Queryable } from '../db.js';
 
+/** The owner's leads with this phone (at most one: phones are unique per owner), by the device written to. */
+export async function leadsByDevicePhone(db: Queryable, deviceId: number, phone: string): Promise<number[]> {
+  const res = await db.query<{ id: number }>(
+    `select l.id from leads l join devices d on d.id = $1 and l.user_id = d.user_id where l.phone = $2`,
+    [deviceId, phone],
+  );
+  return res.rows.map((r) => r.id);
+}
+
+/** Opts leads out (the first opt-out time stays). The caller cancels what waits for them. */
+export async function markOptedOut(db: Queryable, leadIds: readonly number[], at: Date): Promise<number> {
+  const res = await db.query(
+    `update leads set opted_out_at = $2, updated_at = $2 where id = any($1::bigint[]) and opted_out_at is null`,
+    [leadIds, at],
+  );
+  return res.rowCount;
+}
+
 /** A recipient wrote to one of the owner's devices: remember when, on that owner's lead. */
 export async function recordReply(db: Queryable, deviceId: number, phone: string, at: Date): Promise<number> {
   const res = await db.query(

@@ -107,15 +107,21 @@ export async function deferMessages(db: Queryable, deferrals: readonly Deferral[
 
 /**
  * The status a row put back to `pending` (a retry, a device found offline, a recovered send) really
- * takes: `held` if its campaign was paused meanwhile, `cancelled` if it was cancelled, so neither a
- * pause nor a cancel can be slipped past by a row that was in flight when it happened. Only rows
- * going back to pending pay for the campaign lookup.
+ * takes: `held` if its campaign, sequence or enrollment was paused meanwhile, `cancelled` if the
+ * campaign was cancelled or the enrollment ended (or is gone), so neither a pause nor a cancel can
+ * be slipped past by a row that was in flight when it happened. Only rows going back to pending
+ * pay for the lookup.
  */
-const REQUEUED_STATUS = `(case when m.campaign_id is null then 'pending'
-      else coalesce((select case c.status when 'paused' then 'held' when 'cancelled' then 'cancelled' end
-                       from campaigns c where c.id = m.campaign_id), 'pending') end)`;
+const REQUEUED_STATUS = `(case when m.campaign_id is not null then
+        coalesce((select case c.status when 'paused' then 'held' when 'cancelled' then 'cancelled' end
+                    from campaigns c where c.id = m.campaign_id), 'pending')
+      else coalesce((select case when e.status not in ('active', 'paused') then 'cancelled'
+                                 when e.status = 'paused' or s.status = 'paused' then 'held' else 'pending' end
+                       from enrollments e join sequences s on s.id = e.sequence_id where e.id = m.enrollment_id), 'cancelled') end)`;
 /** A recorded outcome's status (u.status from the batch), requeues resolved as above. */
 const NEW_STATUS = `(case when u.status = 'pending' then ${REQUEUED_STATUS} else u.status end)`;
+/** Why a requeued row was cancelled instead. */
+const REQUEUE_CANCEL_CODE = `(case when m.campaign_id is null then 'enrollment_ended' else 'campaign_cancelled' end)`;
 
 export interface Outcome {
   id: number;
@@ -176,7 +182,7 @@ async function recordOther(db: Queryable, outcomes: readonly Outcome[]): Promise
         sent_at = case when u.status = 'sent' then u.at else m.sent_at end,
         finished_at = case when ${NEW_STATUS} in ('pending', 'held') then null else u.at end,
         not_before = coalesce(u.retry_at, m.not_before),
-        error_code = case when ${NEW_STATUS} = 'cancelled' then 'campaign_cancelled' else u.error_code end,
+        error_code = case when ${NEW_STATUS} = 'cancelled' then ${REQUEUE_CANCEL_CODE} else u.error_code end,
         error = u.error
        from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::boolean[])
          as u(id, status, attempt_at, at, transport_id, retry_at, error_code, error, attempted)
@@ -222,13 +228,14 @@ export interface InFlight {
   id: number;
   device_id: number;
   campaign_id: number | null;
+  enrollment_id: number | null;
   at_least_once: boolean;
 }
 
 /** Rows left `sending` on the listed devices, i.e. by a process that no longer holds them. */
 export async function findInFlight(db: Queryable, deviceIds: readonly number[]): Promise<InFlight[]> {
   const res = await db.query<InFlight>(
-    `select m.id, m.device_id, m.campaign_id, coalesce(c.delivery = 'at_least_once', false) as at_least_once
+    `select m.id, m.device_id, m.campaign_id, m.enrollment_id, coalesce(c.delivery = 'at_least_once', false) as at_least_once
        from messages m
        left join campaigns c on c.id = m.campaign_id
       where m.device_id = any($1::bigint[]) and m.status = 'sending'`,
@@ -255,7 +262,7 @@ export async function settleInFlight(db: Queryable, settlements: readonly Settle
         sent_at = case when u.status = 'sent' then u.at else m.sent_at end,
         finished_at = case when ${NEW_STATUS} in ('pending', 'held') then null else u.at end,
         error_code = case when u.status = 'unknown' then 'INTERRUPTED'
-                          when ${NEW_STATUS} = 'cancelled' then 'campaign_cancelled'
+                          when ${NEW_STATUS} = 'cancelled' then ${REQUEUE_CANCEL_CODE}
                           else m.error_code end,
         error = case when u.status = 'unknown'
                      then 'the process sending this message stopped mid-send; it may or may not have been delivered'

@@ -30,6 +30,16 @@ const schema = z.object({
   FLEETCAST_IMPORT_MAX_MB: z.coerce.number().int().min(1).default(1024),
   /** PGlite's buffer cache (its shared_buffers), which counts in the process's memory: see docs/benchmarks.md. */
   FLEETCAST_PGLITE_CACHE_MB: z.coerce.number().int().min(8).max(4096).default(96),
+  /** Replies that opt a lead out, comma-separated (compared ignoring case and punctuation); empty: the defaults. */
+  FLEETCAST_OPT_OUT_WORDS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((w) => w.trim())
+        .filter((w) => w !== ''),
+    ),
   /** Let campaign media URLs reach private and loopback addresses (off: a tenant must not probe the server's network). */
   FLEETCAST_MEDIA_ALLOW_PRIVATE: z
     .enum(['true', 'false'], { message: 'true or false' })

@@ -37,6 +37,7 @@ export async function serve(): Promise<void> {
   const engine = new Engine(db, clock, transports, log, {
     dispatcher: { leaseTtlMs: cfg.FLEETCAST_LEASE_TTL_MS, maxDevices: cfg.FLEETCAST_MAX_DEVICES },
     maintenance: { retentionDays: cfg.FLEETCAST_RETENTION_DAYS },
+    ...(cfg.FLEETCAST_OPT_OUT_WORDS.length > 0 ? { optOutWords: cfg.FLEETCAST_OPT_OUT_WORDS } : {}),
   });
   engine.events.on('error', ({ where, error }) => log.error({ err: error, where }, 'engine error'));
   await engine.start();

@@ -4,7 +4,8 @@
  * process that holds the device's lease reloads it at once.
  */
 import type { Clock } from '../engine/clock.js';
-import { DEVICES_CHANNEL } from '../engine/events.js';
+import { DEVICES_CHANNEL, SEQUENCES_CHANNEL } from '../engine/events.js';
+import { progressEnrollments } from '../engine/sequence-progress.js';
 import type { Db } from '../store/db.js';
 import {
   deleteDevice,
@@ -189,9 +190,15 @@ export class DeviceService {
    */
   async delete(actor: Actor, id: number): Promise<void> {
     if (actor.teamMember) throw forbidden('TEAM_MEMBER_FORBIDDEN', 'team members cannot delete devices');
-    const ok = await this.db.transaction((tx) => deleteDevice(tx, actor.tenantId, id, this.now()));
-    if (!ok) throw notFound('device');
+    const now = this.now();
+    const moved = await this.db.transaction(async (tx) => {
+      const enrollments = await deleteDevice(tx, actor.tenantId, id, now);
+      // Sequence steps that were waiting on it are written again, through another device.
+      return enrollments === null ? null : progressEnrollments(tx, enrollments, now);
+    });
+    if (moved === null) throw notFound('device');
     await this.announce([id]);
+    if (moved.firstDue) await this.db.notify(SEQUENCES_CHANNEL, JSON.stringify({ due: moved.firstDue.getTime() }));
     await this.authChanged();
   }
 

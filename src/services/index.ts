@@ -49,7 +49,7 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
     leads: new LeadService(db, clock),
     imports: new LeadImports({ db, clock, log: o.log, dir: o.importDir, owner: o.owner, ...(o.importMaxBytes ? { maxBytes: o.importMaxBytes } : {}) }),
     campaigns: new CampaignService(db, clock, campaignMedia(media)),
-    sequences: new SequenceService(db, clock),
+    sequences: new SequenceService(db, clock, campaignMedia(media)),
     media,
     engine: o.engine,
   };

@@ -4,7 +4,22 @@
  * A sequence may hand its finishers on to a next sequence; the chain never loops back.
  */
 import type { Clock } from '../engine/clock.js';
+import { SEQUENCES_CHANNEL, WORK_CHANNEL } from '../engine/events.js';
 import type { Db, Queryable } from '../store/db.js';
+import {
+  enrollLeadsWhere,
+  exitEnrollment,
+  getEnrollment,
+  holdEnrollmentMessages,
+  leadEnrollments,
+  listEnrollments,
+  pauseEnrollment,
+  releaseEnrollmentMessages,
+  resumeEnrollment,
+  type EnrollmentRow,
+  type EnrollmentStatus,
+} from '../store/sql/enrollments.js';
+import { leadWhere, type LeadFilter } from '../store/sql/lead-filter.js';
 import {
   appendStep,
   chainReaches,
@@ -30,9 +45,22 @@ import {
   type SequenceStatus,
   type StepRow,
 } from '../store/sql/sequences.js';
-import type { Actor } from './actor.js';
-import { hhmmOf, mediaView, minuteOf, storedMedia, windowIdFor, windowView, type MediaInput, type WindowInput, type WindowView } from './campaigns.js';
+import { leadScopeOf, type Actor } from './actor.js';
+import {
+  hhmmOf,
+  mediaView,
+  minuteOf,
+  storedMedia,
+  windowIdFor,
+  windowView,
+  type MediaInput,
+  type MediaPreparer,
+  type StoredMedia,
+  type WindowInput,
+  type WindowView,
+} from './campaigns.js';
 import { AppError, conflict, forbidden, notFound, unprocessable } from './errors.js';
+import { sequenceProgress, type SequenceProgress } from './sequence-progress.js';
 
 export interface SequenceInput {
   name: string;
@@ -63,9 +91,22 @@ export interface SequenceView {
   enrollments?: EnrollmentCounts;
 }
 
+/** A wait as a user writes it; days are calendar days in the account's zone. */
+export interface DelayInput {
+  days?: number | undefined;
+  hours?: number | undefined;
+  minutes?: number | undefined;
+}
+
+export interface DelayView {
+  days: number;
+  hours: number;
+  minutes: number;
+}
+
 export interface StepInput {
   position?: number | undefined;
-  delay_minutes?: number | undefined;
+  delay?: DelayInput | undefined;
   send_time?: string | null | undefined;
   body: string;
   media?: MediaInput | null | undefined;
@@ -77,10 +118,10 @@ export interface StepView {
   id: number;
   sequence_id: number;
   position: number;
-  delay_minutes: number;
+  delay: DelayView;
   send_time: string | null;
   body: string;
-  media: MediaInput | null;
+  media: ReturnType<typeof mediaView>;
 }
 
 /** Bounds a sequence so its step list is one page and renumbering stays a small statement. */
@@ -109,12 +150,71 @@ export function stepView(s: StepRow): StepView {
     id: s.id,
     sequence_id: s.sequence_id,
     position: s.position,
-    delay_minutes: s.delay_minutes,
+    delay: { days: s.delay_days, hours: Math.floor(s.delay_minutes / 60), minutes: s.delay_minutes % 60 },
     send_time: s.send_minute === null ? null : hhmmOf(s.send_minute),
     body: s.body,
     media: mediaView(s.media),
   };
 }
+
+/** Stored as calendar days plus minutes: hours are exact durations, days follow the local calendar. */
+function delayOf(d: DelayInput | undefined): { delayDays: number | undefined; delayMinutes: number | undefined } {
+  if (d === undefined) return { delayDays: undefined, delayMinutes: undefined };
+  return { delayDays: d.days ?? 0, delayMinutes: (d.hours ?? 0) * 60 + (d.minutes ?? 0) };
+}
+
+export interface EnrollInput {
+  lead_ids?: number[] | undefined;
+  filter?: LeadFilter | undefined;
+}
+
+export interface EnrollmentView {
+  id: number;
+  sequence_id: number;
+  lead_id: number;
+  lead_name: string | null;
+  lead_phone: string | null;
+  status: EnrollmentStatus;
+  current_step: number;
+  /** When the current step is due (its message may wait longer for the window or the device). */
+  next_due_at: string | null;
+  message_id: number | null;
+  message_status: string | null;
+  exit_reason: string | null;
+  source: string;
+  chain_depth: number;
+  last_error: string | null;
+  enrolled_at: string;
+  updated_at: string;
+  completed_at: string | null;
+}
+
+const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+
+export function enrollmentView(e: EnrollmentRow): EnrollmentView {
+  return {
+    id: e.id,
+    sequence_id: e.sequence_id,
+    lead_id: e.lead_id,
+    lead_name: e.lead_name,
+    lead_phone: e.lead_phone,
+    status: e.status,
+    current_step: e.current_step,
+    next_due_at: iso(e.next_due_at),
+    message_id: e.message_id,
+    message_status: e.message_status,
+    exit_reason: e.exit_reason,
+    source: e.source,
+    chain_depth: e.chain_depth,
+    last_error: e.last_error,
+    enrolled_at: e.enrolled_at.toISOString(),
+    updated_at: e.updated_at.toISOString(),
+    completed_at: iso(e.completed_at),
+  };
+}
+
+/** The most leads one enroll call names by id (a filter has no limit). */
+export const MAX_ENROLL_IDS = 10_000;
 
 function sendMinute(t: string | null | undefined): number | null | undefined {
   return t === undefined || t === null ? t : minuteOf(t);
@@ -128,7 +228,31 @@ export class SequenceService {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly media?: MediaPreparer,
   ) {}
+
+  /**
+   * A step's media is fetched, checked and stored when the step is saved (outside any
+   * transaction), so a link that does not answer fails the edit with its reason instead of every
+   * lead's message days later.
+   */
+  private async prepareMedia(actor: Actor, m: MediaInput | null | undefined): Promise<StoredMedia | null | undefined> {
+    const stored = storedMedia(m);
+    if (stored === undefined || stored === null) return stored;
+    if (!this.media) throw new AppError('MEDIA_UNAVAILABLE', 422, 'this server cannot prepare media', [{ path: 'media', message: 'no media service' }]);
+    return this.media.prepareForCampaign(actor, {
+      type: stored.kind,
+      ...(stored.url !== undefined ? { url: stored.url } : {}),
+      ...(stored.mediaId !== undefined ? { media_id: stored.mediaId } : {}),
+      ...(stored.fileName !== undefined ? { filename: stored.fileName } : {}),
+      ...(stored.caption !== undefined ? { caption: stored.caption } : {}),
+    });
+  }
+
+  /** Wakes the planner (here and in other processes): new enrollments, a resumed sequence. */
+  private async announce(due: Date | null = null): Promise<void> {
+    await this.db.notify(SEQUENCES_CHANNEL, JSON.stringify(due === null ? {} : { due: due.getTime() }));
+  }
 
   private now(): Date {
     return new Date(this.clock.now());
@@ -240,23 +364,37 @@ export class SequenceService {
     return this.view(this.db, actor, id);
   }
 
-  private async move(actor: Actor, id: number, from: SequenceStatus, to: SequenceStatus): Promise<SequenceView> {
+  private async move(actor: Actor, id: number, from: SequenceStatus, to: SequenceStatus, then: (tx: Queryable, now: Date) => Promise<void>): Promise<SequenceView> {
     this.guard(actor);
     const now = this.now();
     await this.db.transaction(async (tx) => {
-      if (await setSequenceStatus(tx, actor.tenantId, id, from, to, now)) return;
+      if (await setSequenceStatus(tx, actor.tenantId, id, from, to, now)) return then(tx, now);
       const cur = await this.own(tx, actor, id);
       throw conflict('SEQUENCE_STATE', `the sequence is already ${cur.status}`, [{ path: 'status', message: `the sequence is ${cur.status}`, status: cur.status }]);
     });
     return this.view(this.db, actor, id);
   }
 
-  pause(actor: Actor, id: number): Promise<SequenceView> {
-    return this.move(actor, id, 'active', 'paused');
+  /**
+   * Pauses the sequence: its enrollments' waiting messages are held (out of the dispatcher's
+   * reach) in the same transaction, and no further step is planned until it resumes.
+   */
+  async pause(actor: Actor, id: number): Promise<SequenceView> {
+    return this.move(actor, id, 'active', 'paused', (tx) => holdEnrollmentMessages(tx, `e.sequence_id = $1::bigint`, [id]).then(() => undefined));
   }
 
-  resume(actor: Actor, id: number): Promise<SequenceView> {
-    return this.move(actor, id, 'paused', 'active');
+  /**
+   * Resumes it: held messages are released (due now if their time passed; each device's pacing
+   * still spaces them, so nothing bursts) and the planner picks up steps that fell due meanwhile.
+   */
+  async resume(actor: Actor, id: number): Promise<SequenceView> {
+    let devices: number[] = [];
+    const view = await this.move(actor, id, 'paused', 'active', async (tx, now) => {
+      devices = await releaseEnrollmentMessages(tx, `e.sequence_id = $1::bigint`, [id], now);
+    });
+    if (devices.length > 0) await this.db.notify(WORK_CHANNEL, JSON.stringify({ devices }));
+    await this.announce();
+    return view;
   }
 
   /** Deletes the sequence, its steps and enrollments; their waiting messages are cancelled first. */
@@ -285,6 +423,9 @@ export class SequenceService {
   /** Adds a step at `position` (default: last); the steps from there on move down one. */
   async addStep(actor: Actor, id: number, input: StepInput): Promise<StepView> {
     this.guard(actor);
+    await this.own(this.db, actor, id);
+    const media = await this.prepareMedia(actor, input.media);
+    const delay = delayOf(input.delay);
     const stepId = await this.db.transaction(async (tx) => {
       if (!(await lockSequence(tx, actor.tenantId, id))) throw notFound('sequence');
       const before = await listSteps(tx, id);
@@ -294,10 +435,11 @@ export class SequenceService {
       const position = input.position ?? before.length + 1;
       if (position > before.length + 1) throw badPosition(position, before.length + 1);
       const created = await appendStep(tx, id, {
-        delayMinutes: input.delay_minutes ?? 0,
+        delayDays: delay.delayDays ?? 0,
+        delayMinutes: delay.delayMinutes ?? 0,
         sendMinute: sendMinute(input.send_time) ?? null,
         body: input.body,
-        media: storedMedia(input.media) ?? null,
+        media: media ?? null,
       });
       if (position <= before.length) {
         const order = before.map((s) => s.id);
@@ -312,6 +454,10 @@ export class SequenceService {
   /** Changes a step; a new position moves it there and shifts the steps in between. */
   async updateStep(actor: Actor, id: number, stepId: number, patch: StepPatch): Promise<StepView> {
     this.guard(actor);
+    await this.own(this.db, actor, id);
+    if (!(await getStep(this.db, id, stepId))) throw notFound('step');
+    const media = await this.prepareMedia(actor, patch.media);
+    const delay = delayOf(patch.delay);
     await this.db.transaction(async (tx) => {
       if (!(await lockSequence(tx, actor.tenantId, id))) throw notFound('sequence');
       const steps = await listSteps(tx, id);
@@ -323,10 +469,11 @@ export class SequenceService {
         await renumberSteps(tx, id, steps, order);
       }
       await updateStep(tx, id, stepId, {
-        delayMinutes: patch.delay_minutes,
+        delayDays: delay.delayDays,
+        delayMinutes: delay.delayMinutes,
         sendMinute: sendMinute(patch.send_time),
         body: patch.body,
-        media: storedMedia(patch.media),
+        media,
       });
     });
     return stepView((await getStep(this.db, id, stepId))!);
@@ -348,5 +495,112 @@ export class SequenceService {
         rest.map((s) => s.id),
       );
     });
+  }
+
+  // ---- Enrollments ----------------------------------------------------------------------------
+
+  /**
+   * Enrolls the tenant's leads named by id and/or matched by a lead filter (as the leads list
+   * filters), in one statement. Leads already in the sequence, opted out, or (re-entry "never")
+   * ever in it before are left out and counted as skipped.
+   */
+  async enroll(actor: Actor, id: number, input: EnrollInput): Promise<{ matched: number; enrolled: number; skipped: number }> {
+    this.guard(actor);
+    if (input.lead_ids === undefined && input.filter === undefined) {
+      throw new AppError('VALIDATION_FAILED', 400, 'name the leads: lead_ids, filter, or both', [{ path: 'lead_ids', message: 'give lead_ids or filter' }]);
+    }
+    if (input.lead_ids !== undefined && input.lead_ids.length > MAX_ENROLL_IDS) {
+      throw new AppError('VALIDATION_FAILED', 400, `at most ${MAX_ENROLL_IDS} lead ids at once (use a filter for more)`, [{ path: 'lead_ids', message: `${input.lead_ids.length} ids` }]);
+    }
+    const params: unknown[] = [];
+    let where = leadWhere(leadScopeOf(actor), input.filter ?? {}, params);
+    if (input.lead_ids !== undefined) where += ` and l.id = any($${params.push(input.lead_ids)}::bigint[])`;
+    const now = this.now();
+    const r = await this.db.transaction(async (tx) => {
+      if (!(await lockSequence(tx, actor.tenantId, id))) throw notFound('sequence');
+      if ((await listSteps(tx, id)).length === 0) {
+        throw unprocessable('SEQUENCE_HAS_NO_STEPS', 'add a step before enrolling leads', [{ path: 'steps', message: 'the sequence has no steps' }]);
+      }
+      const matched = await tx.query<{ n: number }>(`select count(*)::int as n from leads l where ${where}`, params);
+      const made = await enrollLeadsWhere(tx, id, where, params, 'api', now);
+      return { matched: matched.rows[0]!.n, ...made };
+    });
+    if (r.enrolled > 0) await this.announce(r.firstDue);
+    return { matched: r.matched, enrolled: r.enrolled, skipped: r.matched - r.enrolled };
+  }
+
+  async enrollments(
+    actor: Actor,
+    id: number,
+    page: { before?: number | undefined; limit: number; status?: EnrollmentStatus | undefined; step?: number | undefined; lead_id?: number | undefined },
+  ): Promise<EnrollmentView[]> {
+    this.guard(actor);
+    await this.own(this.db, actor, id);
+    const rows = await listEnrollments(this.db, id, { before: page.before, limit: page.limit, status: page.status, step: page.step, leadId: page.lead_id });
+    return rows.map(enrollmentView);
+  }
+
+  async enrollment(actor: Actor, id: number, enrollmentId: number): Promise<EnrollmentView> {
+    this.guard(actor);
+    await this.own(this.db, actor, id);
+    const e = await getEnrollment(this.db, id, enrollmentId);
+    if (!e) throw notFound('enrollment');
+    return enrollmentView(e);
+  }
+
+  /** Every sequence one lead is or was in (the lead must be the tenant's). */
+  async leadEnrollments(actor: Actor, leadId: number): Promise<EnrollmentView[]> {
+    this.guard(actor);
+    const rows = await leadEnrollments(this.db, actor.tenantId, leadId);
+    if (rows.length === 0) {
+      const params: unknown[] = [];
+      const where = `${leadWhere(leadScopeOf(actor), {}, params)} and l.id = $${params.push(leadId)}`;
+      const found = await this.db.query(`select 1 from leads l where ${where}`, params);
+      if (found.rows.length === 0) throw notFound('lead');
+    }
+    return rows.map(enrollmentView);
+  }
+
+  private async enrollmentState(actor: Actor, id: number, enrollmentId: number, want: string): Promise<never> {
+    const e = await getEnrollment(this.db, id, enrollmentId);
+    if (!e) throw notFound('enrollment');
+    throw conflict('ENROLLMENT_STATE', `the enrollment is ${e.status}, not ${want}`, [{ path: 'status', message: `the enrollment is ${e.status}`, status: e.status }]);
+  }
+
+  /** Pauses one enrollment: its waiting message is held and no later step is planned. */
+  async pauseEnrollment(actor: Actor, id: number, enrollmentId: number): Promise<EnrollmentView> {
+    this.guard(actor);
+    await this.own(this.db, actor, id);
+    const now = this.now();
+    const ok = await this.db.transaction(async (tx) => (await getEnrollment(tx, id, enrollmentId)) !== null && pauseEnrollment(tx, enrollmentId, now));
+    if (!ok) await this.enrollmentState(actor, id, enrollmentId, 'active');
+    return this.enrollment(actor, id, enrollmentId);
+  }
+
+  async resumeEnrollment(actor: Actor, id: number, enrollmentId: number): Promise<EnrollmentView> {
+    this.guard(actor);
+    await this.own(this.db, actor, id);
+    const now = this.now();
+    const devices = await this.db.transaction(async (tx) => ((await getEnrollment(tx, id, enrollmentId)) === null ? null : resumeEnrollment(tx, enrollmentId, now)));
+    if (devices === null) await this.enrollmentState(actor, id, enrollmentId, 'paused');
+    if (devices && devices.length > 0) await this.db.notify(WORK_CHANNEL, JSON.stringify({ devices }));
+    await this.announce();
+    return this.enrollment(actor, id, enrollmentId);
+  }
+
+  /** Takes a lead out of the sequence by hand (exit reason `removed`); its waiting message is cancelled. */
+  async removeEnrollment(actor: Actor, id: number, enrollmentId: number): Promise<EnrollmentView> {
+    this.guard(actor);
+    await this.own(this.db, actor, id);
+    const now = this.now();
+    const r = await this.db.transaction(async (tx) => ((await getEnrollment(tx, id, enrollmentId)) === null ? null : exitEnrollment(tx, enrollmentId, now)));
+    if (r === null || r.exited === 0) await this.enrollmentState(actor, id, enrollmentId, 'active or paused');
+    return this.enrollment(actor, id, enrollmentId);
+  }
+
+  async progress(actor: Actor, id: number): Promise<SequenceProgress> {
+    this.guard(actor);
+    const s = await this.own(this.db, actor, id);
+    return sequenceProgress(this.db, s, await listSteps(this.db, id), actor.timeZone);
   }
 }

@@ -81,7 +81,8 @@ export function filterOf(q: FilterQuery): LeadFilter {
   };
 }
 
-const bodyFilter = z.strictObject({
+/** The lead filter as a JSON body spells it (plural names); bulk actions and sequence enrollment share it. */
+export const bodyFilter = z.strictObject({
   q: z.string().max(200).optional(),
   niches: z.array(tag).max(100).optional(),
   statuses: z.array(tag).max(100).optional(),
@@ -93,6 +94,11 @@ const bodyFilter = z.strictObject({
   created_after: timestamp.optional(),
   created_before: timestamp.optional(),
 });
+
+/** The body spells the filter in plurals; it means exactly what the query-string filter means. */
+export function bodyFilterOf(f: z.infer<typeof bodyFilter>): LeadFilter {
+  return filterOf({ ...f, niche: f.niches, status: f.statuses, trigger: f.triggers, device_id: f.device_ids });
+}
 
 const values = z.array(tag).min(1).max(100);
 const bulkAction = z.discriminatedUnion('op', [
@@ -168,8 +174,7 @@ export function leadRoutes(app: Api, s: Services): void {
     },
     handler: async (req) => {
       const f = req.body.filter;
-      // The body spells the filter in plurals; it means exactly what the query-string filter means.
-      const filter = f && filterOf({ ...f, niche: f.niches, status: f.statuses, trigger: f.triggers, device_id: f.device_ids });
+      const filter = f && bodyFilterOf(f);
       return s.leads.bulk(actorOf(req), { ids: req.body.ids, filter }, req.body.action);
     },
   });

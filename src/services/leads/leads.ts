@@ -22,6 +22,8 @@ import {
   type LeadRow,
 } from '../../store/sql/leads.js';
 import { liveDeviceIds } from '../../store/sql/members.js';
+import { SEQUENCES_CHANNEL } from '../../engine/events.js';
+import { enrollBeforeTagging, enrollGainedTags, exitLeads, exitLeadsWhere, triggersAmong, type EnrollResult } from '../../store/sql/enrollments.js';
 import { leadScopeOf, type Actor } from '../actor.js';
 import { AppError, conflict, forbidden, notFound } from '../errors.js';
 import { iso } from '../accounts/views.js';
@@ -113,6 +115,27 @@ export class LeadService {
     return new Date(this.clock.now());
   }
 
+  /**
+   * Enrolls a lead in the sequences of the trigger tags it just gained (exact tags; `had` are the
+   * ones it carried before). Opt-outs and re-entry rules are the enrollment statement's.
+   */
+  private async enrollGained(tx: Queryable, actor: Actor, leadId: number, had: readonly string[], now: readonly string[], at: Date): Promise<EnrollResult> {
+    const fresh = now.filter((t) => !had.includes(t));
+    const tags = await triggersAmong(tx, actor.tenantId, fresh);
+    return enrollGainedTags(
+      tx,
+      actor.tenantId,
+      [...tags].map((tag) => ({ leadId, tag })),
+      'trigger',
+      at,
+    );
+  }
+
+  /** Wakes the sequence planner when leads were enrolled. */
+  private async announce(r: EnrollResult | null): Promise<void> {
+    if (r && r.enrolled > 0) await this.db.notify(SEQUENCES_CHANNEL, JSON.stringify(r.firstDue ? { due: r.firstDue.getTime() } : {}));
+  }
+
   private where(actor: Actor, filter: LeadFilter = {}): { where: string; params: unknown[] } {
     const params: unknown[] = [];
     return { where: leadWhere(leadScopeOf(actor), filter, params), params };
@@ -154,8 +177,13 @@ export class LeadService {
       if (actor.deviceScope.length === 0) throw forbidden('TEAM_MEMBER_NO_DEVICES', 'no device is assigned to this team member');
       deviceId = actor.deviceScope[0]!;
     }
-    return this.db.transaction(async (tx) => {
+    let enrolled: EnrollResult | null = null;
+    const out = await this.db.transaction(async (tx) => {
       await this.checkDevice(tx, actor, deviceId);
+      const now = this.now();
+      // The triggers it had, when the request might add a sequence's trigger to an existing lead.
+      const watch = (await triggersAmong(tx, actor.tenantId, input.triggers ?? [])).size > 0;
+      const had = watch ? ((await tx.query<{ triggers: string[] }>(`select triggers from leads where user_id = $1 and phone = $2`, [actor.tenantId, phone])).rows[0]?.triggers ?? []) : [];
       const row = await upsertLead(
         tx,
         actor.tenantId,
@@ -169,14 +197,17 @@ export class LeadService {
           source: input.source,
           attributes: input.attributes,
         },
-        this.now(),
+        now,
       );
       // A team member may not reach into a lead another device owns by naming its phone.
       if (actor.deviceScope !== null && (row.device_id === null || !actor.deviceScope.includes(row.device_id))) {
         throw conflict('LEAD_EXISTS_ELSEWHERE', 'this phone belongs to a lead outside your devices');
       }
+      if (watch) enrolled = await this.enrollGained(tx, actor, row.id, had, row.triggers, now);
       return { lead: leadView(row), created: row.created };
     });
+    await this.announce(enrolled);
+    return out;
   }
 
   /**
@@ -218,16 +249,25 @@ export class LeadService {
       optedOut: body.opted_out,
     };
     const { where, params } = this.where(actor);
+    let enrolled: EnrollResult | null = null;
     try {
-      return await this.db.transaction(async (tx) => {
-        if ((await getLead(tx, where, params, id)) === null) throw notFound('lead');
+      const view = await this.db.transaction(async (tx) => {
+        const before = await getLead(tx, where, params, id);
+        if (before === null) throw notFound('lead');
         await this.checkDevice(tx, actor, body.device_id);
         const now = this.now();
+        if (body.opted_out === true) {
+          // What waits for it is cancelled and its sequences end, before the lead row itself.
+          await cancelPendingForLeads(tx, [id], 'opted_out', now);
+          await exitLeads(tx, [id], 'opted_out', now);
+        }
         const row = await updateLead(tx, where, params, id, changes, now);
         if (!row) throw notFound('lead');
-        if (body.opted_out === true) await cancelPendingForLeads(tx, [id], 'opted_out', now);
+        if (body.triggers !== undefined) enrolled = await this.enrollGained(tx, actor, id, before.triggers, row.triggers, now);
         return leadView(row);
       });
+      await this.announce(enrolled);
+      return view;
     } catch (err) {
       if ((err as { code?: string }).code === '23505') throw conflict('LEAD_PHONE_TAKEN', 'another lead has this phone', [{ path: 'phone', message: 'already in use' }]);
       throw err;
@@ -249,16 +289,28 @@ export class LeadService {
     const params: unknown[] = [];
     let where = leadWhere(leadScopeOf(actor), selection.filter ?? {}, params);
     if (selection.ids !== undefined) where += ` and l.id = any($${params.push(selection.ids)}::bigint[])`;
-    return this.db.transaction(async (tx) => {
+    let enrolled: EnrollResult | null = null;
+    const out = await this.db.transaction(async (tx) => {
       const now = this.now();
       if (action.op === 'assign_device') await this.checkDevice(tx, actor, action.device_id);
       if (action.op === 'delete') {
         const cancelled = await cancelPendingForLeadFilter(tx, where, params, 'lead_deleted', now);
         return { affected: await deleteLeads(tx, where, params), cancelled_messages: cancelled };
       }
-      // An opt-out takes effect at once: what waits for these leads is cancelled first.
-      const cancelled = action.op === 'opt_out' ? await cancelPendingForLeadFilter(tx, where, params, 'opted_out', now) : 0;
+      let cancelled = 0;
+      if (action.op === 'opt_out') {
+        // An opt-out takes effect at once: what waits for these leads is cancelled and their sequences end first.
+        cancelled = await cancelPendingForLeadFilter(tx, where, params, 'opted_out', now);
+        await exitLeadsWhere(tx, where, params, 'opted_out', now);
+      }
+      if (action.op === 'add_triggers' || action.op === 'set_triggers') {
+        // Exactly the leads that gain a sequence's trigger enroll: those not carrying it yet.
+        const tags = [...(await triggersAmong(tx, actor.tenantId, action.values))];
+        enrolled = await enrollBeforeTagging(tx, actor.tenantId, where, params, tags, now);
+      }
       return { affected: await bulkUpdateLeads(tx, where, params, action, now), cancelled_messages: cancelled };
     });
+    await this.announce(enrolled);
+    return out;
   }
 }

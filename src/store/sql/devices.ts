@@ -165,24 +165,29 @@ export async function updateDevice(db: Queryable, tenantId: number, id: number, 
   return res.rows[0] ?? null;
 }
 
-/** Marks a device deleted, cancels its waiting messages and hands its leads back to the pool. */
-export async function deleteDevice(db: Queryable, tenantId: number, id: number, now: Date): Promise<boolean> {
+/**
+ * Marks a device deleted, cancels its waiting messages and hands its leads back to the pool.
+ * Returns null when there was no such device, else the enrollments whose step message was
+ * cancelled (the caller moves them on: the step is written again through another device).
+ */
+export async function deleteDevice(db: Queryable, tenantId: number, id: number, now: Date): Promise<number[] | null> {
   const res = await db.query(
     `update devices set deleted_at = $3, status = 'offline' where user_id = $1 and id = $2 and deleted_at is null`,
     [tenantId, id, now],
   );
-  if (res.rowCount === 0) return false;
-  await db.query(
+  if (res.rowCount === 0) return null;
+  const cancelled = await db.query<{ enrollment_id: number | null }>(
     // A running pool campaign's rows are left for its allocator, which hands them to another device.
     `update messages set status = 'cancelled', error_code = 'device_deleted', finished_at = $2
       where device_id = $1 and status in ('pending', 'held')
         and (campaign_id is null
-             or campaign_id not in (select id from campaigns where mode = 'pool' and status in ('running', 'paused')))`,
+             or campaign_id not in (select id from campaigns where mode = 'pool' and status in ('running', 'paused')))
+      returning enrollment_id`,
     [id, now],
   );
   await db.query(`update leads set device_id = null, updated_at = $3 where user_id = $1 and device_id = $2`, [tenantId, id, now]);
   await db.query(`delete from device_members where device_id = $1`, [id]);
-  return true;
+  return cancelled.rows.map((r) => r.enrollment_id).filter((e): e is number => e !== null);
 }
 
 export interface DeviceStats {

@@ -141,6 +141,21 @@ export function enrollBeforeTagging(
   return enrollCandidates(db, candidates, params, 'trigger', now);
 }
 
+/** Every trigger of the tenant's sequences (an import checks each batch against them). */
+export async function sequenceTriggers(db: Queryable, tenantId: number): Promise<Set<string>> {
+  const res = await db.query<{ trigger: string }>(`select distinct trigger from sequences where user_id = $1`, [tenantId]);
+  return new Set(res.rows.map((r) => r.trigger));
+}
+
+/** The tenant's leads among `phones` carrying any of `tags`, by phone, with their triggers. */
+export async function taggedLeadsByPhone(db: Queryable, tenantId: number, phones: readonly string[], tags: readonly string[]): Promise<Map<string, { id: number; triggers: string[] }>> {
+  const res = await db.query<{ id: number; phone: string; triggers: string[] }>(
+    `select id, phone, triggers from leads where user_id = $1 and phone = any($2::text[]) and triggers && $3::text[]`,
+    [tenantId, phones, tags],
+  );
+  return new Map(res.rows.map((r) => [r.phone, { id: r.id, triggers: r.triggers }]));
+}
+
 /** The tenant's sequence triggers among `tags` (most imports and edits carry none: a cheap test first). */
 export async function triggersAmong(db: Queryable, tenantId: number, tags: readonly string[]): Promise<Set<string>> {
   if (tags.length === 0) return new Set();

@@ -189,15 +189,17 @@ export interface StepRow {
   id: number;
   sequence_id: number;
   position: number;
+  delay_days: number;
   delay_minutes: number;
   send_minute: number | null;
   body: string;
   media: unknown;
 }
 
-const stepColumns = `st.id, st.sequence_id, st.position, st.delay_minutes, st.send_minute, st.body, st.media`;
+const stepColumns = `st.id, st.sequence_id, st.position, st.delay_days, st.delay_minutes, st.send_minute, st.body, st.media`;
 
 export interface StepFields {
+  delayDays: number;
   delayMinutes: number;
   sendMinute: number | null;
   body: string;
@@ -220,10 +222,10 @@ export async function getStep(db: Queryable, sequenceId: number, stepId: number)
 /** Adds a step after every existing one; reorder() then moves it where it belongs. */
 export async function appendStep(db: Queryable, sequenceId: number, f: StepFields): Promise<number> {
   const res = await db.query<{ id: number }>(
-    `insert into sequence_steps (sequence_id, position, delay_minutes, send_minute, body, media)
-     select $1, coalesce(max(position), 0) + 1, $2, $3, $4, $5 from sequence_steps where sequence_id = $1
+    `insert into sequence_steps (sequence_id, position, delay_days, delay_minutes, send_minute, body, media)
+     select $1, coalesce(max(position), 0) + 1, $2, $3, $4, $5, $6 from sequence_steps where sequence_id = $1
      returning id`,
-    [sequenceId, f.delayMinutes, f.sendMinute, f.body, json(f.media)],
+    [sequenceId, f.delayDays, f.delayMinutes, f.sendMinute, f.body, json(f.media)],
   );
   return res.rows[0]!.id;
 }
@@ -235,6 +237,7 @@ export async function updateStep(db: Queryable, sequenceId: number, stepId: numb
     p.push(v);
     sets.push(`${col} = $${p.length}`);
   };
+  if (f.delayDays !== undefined) add('delay_days', f.delayDays);
   if (f.delayMinutes !== undefined) add('delay_minutes', f.delayMinutes);
   if (f.sendMinute !== undefined) add('send_minute', f.sendMinute);
   if (f.body !== undefined) add('body', f.body);

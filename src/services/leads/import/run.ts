@@ -9,6 +9,7 @@
  */
 import type { Clock } from '../../../engine/clock.js';
 import type { Queryable } from '../../../store/db.js';
+import { enrollGainedTags, sequenceTriggers, taggedLeadsByPhone } from '../../../store/sql/enrollments.js';
 import {
   insertImportErrors,
   insertLeadsSkipping,
@@ -67,6 +68,8 @@ export interface ImportFileArgs {
   counts?: ImportCounts | undefined;
   /** Default MAX_ROWS. */
   maxRows?: number | undefined;
+  /** Leads of a batch gained a sequence's trigger and were enrolled (the caller wakes the planner). */
+  onEnrolled?: ((enrolled: number, firstDue: Date | null) => Promise<void>) | undefined;
 }
 
 type Row = {
@@ -292,6 +295,12 @@ export async function importLeadsFile(a: ImportFileArgs): Promise<ImportCounts> 
       .finally(() => inFlight.delete(p));
     inFlight.add(p);
   };
+  // Leads that gain a sequence's trigger tag through the import are enrolled in it. Most imports
+  // carry no such tag: a batch pays for the look before and after only when it might.
+  const triggers = await sequenceTriggers(a.db, a.actor.tenantId);
+  const watched = [...triggers];
+  const defaultTags = o.triggers.some((t) => triggers.has(t));
+  const mayTag = (b: Batch) => defaultTags || b.triggers.some((t) => t !== null && t.split(TAG_SEPARATOR).some((x) => triggers.has(x)));
   const flushLeads = async () => {
     if (batch.size === 0) return;
     const b = batch;
@@ -299,10 +308,22 @@ export async function importLeadsFile(a: ImportFileArgs): Promise<ImportCounts> 
     await settle(maxInFlight - 1);
     launch(async () => {
       const leadBatch: LeadBatch = { ...shared, ...b };
-      const r = await write(a.db, leadBatch, new Date(a.clock.now()));
+      const now = new Date(a.clock.now());
+      const watch = triggers.size > 0 && mayTag(b);
+      const before = watch ? await taggedLeadsByPhone(a.db, a.actor.tenantId, b.phones, watched) : null;
+      const r = await write(a.db, leadBatch, now);
       counts.inserted += r.inserted;
       counts.updated += r.updated;
       counts.skipped += b.size - r.inserted - r.updated;
+      if (before) {
+        const gained: { leadId: number; tag: string }[] = [];
+        for (const [phone, lead] of await taggedLeadsByPhone(a.db, a.actor.tenantId, b.phones, watched)) {
+          const had = before.get(phone)?.triggers ?? [];
+          for (const t of lead.triggers) if (triggers.has(t) && !had.includes(t)) gained.push({ leadId: lead.id, tag: t });
+        }
+        const e = await enrollGainedTags(a.db, a.actor.tenantId, gained, 'import', now);
+        if (e.enrolled > 0) await a.onEnrolled?.(e.enrolled, e.firstDue);
+      }
     });
   };
   const flushErrors = async () => {

@@ -9,6 +9,7 @@
  * (at start, then every `sweepEveryMs`). What it imported stays: importing the file again with
  * on_duplicate=skip adds only what is missing.
  */
+import { SEQUENCES_CHANNEL } from '../../../engine/events.js';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync } from 'node:fs';
@@ -295,6 +296,9 @@ export class LeadImports {
         options: job.options,
         counts,
         pipeline: this.db.profile.statementParallelism,
+        onEnrolled: async (_n, due) => {
+          await this.db.notify(SEQUENCES_CHANNEL, JSON.stringify(due === null ? {} : { due: due.getTime() }));
+        },
         onProgress: async (c) => {
           const now = this.now();
           await saveImportProgress(this.db, job.id, c, now);

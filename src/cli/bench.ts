@@ -12,9 +12,10 @@ const others: Record<string, (args: string[]) => Promise<number>> = {
   import: async (a) => (await import('./bench/import.js')).benchImport(a),
   'lead-list': async (a) => (await import('./bench/lead-list.js')).benchLeadList(a),
   pool: async (a) => (await import('./bench/pool.js')).benchPool(a),
+  sequence: async (a) => (await import('./bench/sequence.js')).benchSequence(a),
 };
 
-const USAGE = `usage: fleetcast bench dispatch|campaign|pool|import|lead-list [options]   (fleetcast bench <name> --help)
+const USAGE = `usage: fleetcast bench dispatch|campaign|pool|sequence|import|lead-list [options]   (fleetcast bench <name> --help)
 
 fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
   --devices N     devices sending at once (default 3000)

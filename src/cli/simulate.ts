@@ -90,11 +90,27 @@ function summary(r: SimulationReport, files: string[]): string {
     `  virtual    ${r.virtual.start} -> ${r.virtual.end} (${r.virtual.stoppedBy === 'idle' ? 'all done' : 'stopped at the horizon'})`,
     `  sends      first ${r.firstSend ?? 'none'}, last ${r.lastSend ?? 'none'}; ${perHour} sent per virtual hour`,
     ...campaignLines(r),
+    ...sequenceLines(r),
     `  wall       ${r.wallSeconds.total}s (setup ${r.wallSeconds.setup}s, run ${r.wallSeconds.run}s); ${perSecond} attempts per second`,
     ...(r.engineErrors > 0 ? [`  errors     ${r.engineErrors} engine errors (see the log on stderr)`] : []),
     `  wrote      ${files.join(', ')}`,
     '',
   ].join('\n');
+}
+
+/** One line per sequence, then per step sends; a scenario with many lists the first few. */
+function sequenceLines(r: SimulationReport): string[] {
+  const shown = 10;
+  const lines = r.sequences.slice(0, shown).map((q) => {
+    const exits = Object.entries(q.exited.byReason).map(([k, n]) => `${n} ${k}`);
+    const sent = q.steps.map((st) => st.sent).join('/');
+    return (
+      `  sequence   ${JSON.stringify(q.name)} ${q.status}: ${q.enrolled} enrolled (${q.chainedIn} chained in), ${q.active} active, ` +
+      `${q.completed} completed, ${q.exited.total} exited${exits.length > 0 ? ` (${exits.join(', ')})` : ''}; sent per step ${sent}`
+    );
+  });
+  if (r.sequences.length > shown) lines.push(`  sequence   ... and ${r.sequences.length - shown} more in report.json`);
+  return lines;
 }
 
 /** One line per campaign; a scenario with many lists the first few (report.json has them all). */

@@ -43,6 +43,14 @@ export const CAMPAIGNS_CHANNEL = 'fleetcast_campaigns';
 export const SEQUENCES_CHANNEL = 'fleetcast_sequences';
 
 /**
+ * A WORK_CHANNEL payload naming the devices that got work. NOTIFY payloads stop at 8,000 bytes,
+ * so past a few hundred devices the payload names none, which means "every device, look again".
+ */
+export function workPayload(devices: readonly number[]): string {
+  return JSON.stringify(devices.length <= 500 ? { devices } : {});
+}
+
+/**
  * The device ids a notification names (`{"devices": [1, 2]}`), or null when it names none: the
  * listener then looks at everything it serves.
  */

@@ -43,7 +43,7 @@ import { loadWindows } from '../store/sql/windows.js';
 import { closeFinishedCampaigns } from './campaign-completion.js';
 import type { Clock } from './clock.js';
 import { campaignBodySql } from './materialise.js';
-import { CAMPAIGNS_CHANNEL, DEVICES_CHANNEL, EngineEvents, WORK_CHANNEL } from './events.js';
+import { CAMPAIGNS_CHANNEL, DEVICES_CHANNEL, EngineEvents, WORK_CHANNEL, workPayload } from './events.js';
 import { localDayStart, nextLocalDayStart, nextWindowOpening } from './pacing.js';
 
 const HOUR_MS = 3_600_000;
@@ -156,7 +156,7 @@ export class PoolAllocator {
     this.stats.passes++;
     this.stats.allocated += out.allocated;
     this.stats.moved += out.moved;
-    if (out.devices.length > 0) await this.db.notify(WORK_CHANNEL, JSON.stringify({ devices: out.devices }));
+    if (out.devices.length > 0) await this.db.notify(WORK_CHANNEL, workPayload(out.devices));
     if (out.queueEmpty) await closeFinishedCampaigns(this.db, this.events, [campaignId], now);
     return { allocated: out.allocated, moved: out.moved, wakeAt: out.wakeAt };
   }

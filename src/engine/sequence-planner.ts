@@ -2,7 +2,9 @@
  * The sequence planner: writes each enrollment's next message when it falls due, never earlier.
  *
  * An enrollment waits with message_id null and next_due_at set; only then is it in
- * enrollments_plan_idx. When next_due_at passes (and its sequence is active), the planner writes
+ * enrollments_plan_idx. When next_due_at comes (a few minutes ahead, PLAN_AHEAD_MS, so steps due
+ * close together are written together; the message still waits for its due time), and its
+ * sequence is active, the planner writes
  * the step's message for a batch of such enrollments in one statement (the step's current body,
  * rendered per lead) and links it; the dispatcher sends it; recording its outcome moves the
  * enrollment on (sequence-progress.ts), and it waits again. So the outbox holds at most one
@@ -22,7 +24,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
 import { chainCompleted, dueEnrollments, nextPlanningAt, settleUnplanned, stalledEnrollments, stepsOf, writeDueMessages } from '../store/sql/enrollments.js';
 import type { Clock } from './clock.js';
-import { EngineEvents, SEQUENCES_CHANNEL, WORK_CHANNEL } from './events.js';
+import { EngineEvents, SEQUENCES_CHANNEL, WORK_CHANNEL, workPayload } from './events.js';
 import { progressEnrollments } from './sequence-progress.js';
 
 export interface SequencePlannerOptions {
@@ -30,7 +32,16 @@ export interface SequencePlannerOptions {
   batchSize?: number;
   /** The longest the planner sleeps without looking (a missed notification costs at most this). */
   pollMs?: number;
+  /**
+   * How long before it falls due a step's message is written (its not_before is still the due
+   * time). Steps due within this much of each other are written together instead of one wake-up
+   * each; an edit made in this last stretch reaches only later messages.
+   */
+  aheadMs?: number;
 }
+
+/** Default of SequencePlannerOptions.aheadMs. */
+export const PLAN_AHEAD_MS = 5 * 60_000;
 
 export class SequencePlanner {
   private stopping = false;
@@ -39,6 +50,7 @@ export class SequencePlanner {
   private off: (() => Promise<void>) | undefined;
   private readonly batchSize: number;
   private readonly pollMs: number;
+  private readonly aheadMs: number;
   /** When the planner means to look next; undefined while it is working. */
   private sleepingUntil: number | undefined;
   /** The earliest waiting enrollment, once known (null: none waits). */
@@ -54,6 +66,7 @@ export class SequencePlanner {
   ) {
     this.batchSize = opts.batchSize ?? 5000;
     this.pollMs = opts.pollMs ?? 60_000;
+    this.aheadMs = opts.aheadMs ?? PLAN_AHEAD_MS;
   }
 
   /** No enrollment waits for a step, now or later. */
@@ -88,7 +101,7 @@ export class SequencePlanner {
     } catch {
       // Any other payload means "look again".
     }
-    if (due !== undefined && this.sleepingUntil !== undefined && due >= this.sleepingUntil) {
+    if (due !== undefined && this.sleepingUntil !== undefined && due - this.aheadMs >= this.sleepingUntil) {
       // It will look by then anyway; it must only not believe that nothing waits.
       if (this.nextAt === null || (this.nextAt !== undefined && due < this.nextAt)) this.nextAt = due;
       return;
@@ -111,14 +124,11 @@ export class SequencePlanner {
     while (!this.stopping) {
       try {
         this.sleepingUntil = undefined;
-        while (!this.stopping && (await this.planBatch())) {
-          // Let the dispatcher and the API have the store between batches.
-          await this.clock.track(new Promise<void>((r) => setImmediate(r)));
-        }
+        await this.planDue();
         const next = await nextPlanningAt(this.db);
         this.nextAt = next === null ? null : next.getTime();
         const now = this.clock.now();
-        const until = Math.min(this.nextAt ?? Infinity, now + this.pollMs);
+        const until = Math.min((this.nextAt ?? Infinity) - this.aheadMs, now + this.pollMs);
         if (until <= now) continue;
         const signal = this.wake.signal;
         this.sleepingUntil = until;
@@ -133,11 +143,24 @@ export class SequencePlanner {
     }
   }
 
-  /** Writes one batch of due messages; false when nothing was due. */
-  private async planBatch(): Promise<boolean> {
+  /** Writes every due step's message, batch after batch; returns how many. */
+  async planDue(): Promise<number> {
+    let written = 0;
+    for (;;) {
+      if (this.stopping) return written;
+      const n = await this.planBatch();
+      if (n === null) return written;
+      written += n;
+      // Let the dispatcher and the API have the store between batches.
+      await this.clock.track(new Promise<void>((r) => setImmediate(r)));
+    }
+  }
+
+  /** Writes one batch of due messages; null when nothing was due. */
+  private async planBatch(): Promise<number | null> {
     const now = new Date(this.clock.now());
-    const due = await dueEnrollments(this.db, now, this.batchSize);
-    if (due.length === 0) return false;
+    const due = await dueEnrollments(this.db, new Date(now.getTime() + this.aheadMs), this.batchSize);
+    if (due.length === 0) return null;
     const wanted = new Set(due.map((d) => `${d.sequence_id}/${d.current_step}`));
     const steps = (await stepsOf(this.db, [...new Set(due.map((d) => d.sequence_id))])).filter((s) => wanted.has(`${s.sequence_id}/${s.position}`));
     const ids = due.map((d) => d.id);
@@ -157,9 +180,9 @@ export class SequencePlanner {
     }
     if (written.length > 0) {
       const devices = [...new Set(written.map((w) => w.device_id))];
-      await this.db.notify(WORK_CHANNEL, JSON.stringify({ devices }));
+      await this.db.notify(WORK_CHANNEL, workPayload(devices));
       this.events.emit('sequence.planned', { messages: written.length, at: now.getTime() });
     }
-    return true;
+    return written.length;
   }
 }

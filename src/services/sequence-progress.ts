@@ -47,10 +47,11 @@ export interface SequenceProgress {
 export function nextStepTimes(prevPlanned: number, done: number, step: { delay_days: number; delay_minutes: number; send_minute: number | null }, tz: string): { planned: number; due: number } {
   const grace = 3_600_000;
   const add = (t: number) => DateTime.fromMillis(t, { zone: tz }).plus({ days: step.delay_days }).plus({ minutes: step.delay_minutes });
+  // (luxon adds days on the local calendar and minutes as elapsed time, as step-times.ts does)
   const base = Math.max(prevPlanned, done - grace);
   let planned = add(base);
   if (step.send_minute !== null) {
-    const at = planned.startOf('day').plus({ minutes: step.send_minute });
+    const at = planned.set({ hour: Math.floor(step.send_minute / 60), minute: step.send_minute % 60, second: 0, millisecond: 0 });
     planned = at < planned ? at.plus({ days: 1 }) : at;
   }
   const p = planned.toMillis();

@@ -4,7 +4,7 @@
  * A sequence may hand its finishers on to a next sequence; the chain never loops back.
  */
 import type { Clock } from '../engine/clock.js';
-import { SEQUENCES_CHANNEL, WORK_CHANNEL } from '../engine/events.js';
+import { SEQUENCES_CHANNEL, WORK_CHANNEL, workPayload } from '../engine/events.js';
 import type { Db, Queryable } from '../store/db.js';
 import {
   enrollLeadsWhere,
@@ -392,7 +392,7 @@ export class SequenceService {
     const view = await this.move(actor, id, 'paused', 'active', async (tx, now) => {
       devices = await releaseEnrollmentMessages(tx, `e.sequence_id = $1::bigint`, [id], now);
     });
-    if (devices.length > 0) await this.db.notify(WORK_CHANNEL, JSON.stringify({ devices }));
+    if (devices.length > 0) await this.db.notify(WORK_CHANNEL, workPayload(devices));
     await this.announce();
     return view;
   }
@@ -583,7 +583,7 @@ export class SequenceService {
     const now = this.now();
     const devices = await this.db.transaction(async (tx) => ((await getEnrollment(tx, id, enrollmentId)) === null ? null : resumeEnrollment(tx, enrollmentId, now)));
     if (devices === null) await this.enrollmentState(actor, id, enrollmentId, 'paused');
-    if (devices && devices.length > 0) await this.db.notify(WORK_CHANNEL, JSON.stringify({ devices }));
+    if (devices && devices.length > 0) await this.db.notify(WORK_CHANNEL, workPayload(devices));
     await this.announce();
     return this.enrollment(actor, id, enrollmentId);
   }

@@ -20,6 +20,7 @@ interface Ids {
   campaign: number;
   sequence: number;
   step: number;
+  enrollment: number;
   user: number;
   media: number;
 }
@@ -117,10 +118,18 @@ const probes: Record<string, Probe> = {
   'POST /api/v1/sequences/{id}/pause': { expect: 404 },
   'POST /api/v1/sequences/{id}/resume': { expect: 404 },
   'GET /api/v1/sequences/{id}/steps': { expect: 404 },
-  'POST /api/v1/sequences/{id}/steps': { body: () => ({ delay_minutes: 60, body: 'hello' }), expect: 404 },
+  'POST /api/v1/sequences/{id}/steps': { body: () => ({ delay: { hours: 1 }, body: 'hello' }), expect: 404 },
   'GET /api/v1/sequences/{id}/steps/{stepId}': { expect: 404 },
-  'PATCH /api/v1/sequences/{id}/steps/{stepId}': { body: () => ({ body: 'taken over' }), expect: 404 },
+  'PATCH /api/v1/sequences/{id}/steps/{stepId}': { body: () => ({ body: 'taken over', delay: { days: 1 } }), expect: 404 },
   'DELETE /api/v1/sequences/{id}/steps/{stepId}': { expect: 404 },
+  'GET /api/v1/sequences/{id}/progress': { expect: 404 },
+  'POST /api/v1/sequences/{id}/enrollments': { body: (a) => ({ lead_ids: [a.lead], filter: {} }), expect: 404 },
+  'GET /api/v1/sequences/{id}/enrollments': { query: (a) => `?lead_id=${a.lead}`, expect: 404 },
+  'GET /api/v1/sequences/{id}/enrollments/{enrollmentId}': { expect: 404 },
+  'POST /api/v1/sequences/{id}/enrollments/{enrollmentId}/pause': { expect: 404 },
+  'POST /api/v1/sequences/{id}/enrollments/{enrollmentId}/resume': { expect: 404 },
+  'DELETE /api/v1/sequences/{id}/enrollments/{enrollmentId}': { expect: 404 },
+  'GET /api/v1/leads/{id}/enrollments': { expect: 404 },
 
   'GET /api/v1/media': { expect: 200, list: true },
   'POST /api/v1/media': { query: () => '?kind=document&filename=b.txt', body: () => 'B uploads its own file\n', contentType: 'text/plain', expect: 201 },
@@ -142,7 +151,10 @@ function fill(path: string, a: Ids): string {
     sequences: a.sequence,
     media: a.media,
   };
-  return path.replace('{id}', String(byCollection[collection ?? ''] ?? 0)).replace('{stepId}', String(a.step));
+  return path
+    .replace('{id}', String(byCollection[collection ?? ''] ?? 0))
+    .replace('{stepId}', String(a.step))
+    .replace('{enrollmentId}', String(a.enrollment));
 }
 
 /** Every row the tenant owns, as text, to prove the walk changed none of them. */
@@ -155,6 +167,7 @@ async function snapshot(api: TestApi, userId: number): Promise<string> {
     await q(`select * from campaigns where user_id = $1 order by id`),
     await q(`select * from sequences where user_id = $1 order by id`),
     await q(`select s.* from sequence_steps s join sequences q on q.id = s.sequence_id where q.user_id = $1 order by s.id`),
+    await q(`select * from enrollments where user_id = $1 order by id`),
     await q(`select id, name, revoked_at from api_tokens where user_id = $1 order by id`),
     await q(`select * from lead_imports where user_id = $1 order by id`),
     await q(`select * from device_members dm where dm.user_id in (select id from users where parent_id = $1) order by 1, 2`),
@@ -191,7 +204,11 @@ for (const backend of backends) {
       await api.services.imports.idle();
       const campaign = await ok(await a.call('POST', '/api/v1/campaigns', { name: 'A campaign', body: 'Hi {name}', starts_at: '2026-04-01T09:00:00Z', audience: { device_ids: [device] } }));
       const sequence = await ok(await a.call('POST', '/api/v1/sequences', { name: 'A sequence', trigger: 'a_trigger' }));
-      const step = await ok(await a.call('POST', `/api/v1/sequences/${sequence}/steps`, { delay_minutes: 0, body: 'Welcome' }));
+      const step = await ok(await a.call('POST', `/api/v1/sequences/${sequence}/steps`, { delay: { minutes: 30 }, body: 'Welcome' }));
+      // The lead carried the trigger before the sequence existed: it is enrolled by hand.
+      const enrolled = await a.call('POST', `/api/v1/sequences/${sequence}/enrollments`, { lead_ids: [lead] });
+      assert.deepEqual(json(enrolled), { matched: 1, enrolled: 1, skipped: 0 });
+      const enrollment = json(await a.call('GET', `/api/v1/sequences/${sequence}/enrollments`)).data[0].id as number;
       const media = await ok(
         await api.app.inject({
           method: 'POST',
@@ -200,7 +217,7 @@ for (const backend of backends) {
           payload: 'A price list\n',
         }),
       );
-      ids = { device, lead, token, member, import: importId, campaign, sequence, step, user: a.userId, media };
+      ids = { device, lead, token, member, import: importId, campaign, sequence, step, enrollment, user: a.userId, media };
     });
     after(() => api.dispose());
 
@@ -284,6 +301,19 @@ for (const backend of backends) {
       assert.equal(json(bulk).affected, 0);
       const aLeads = await api.t.db.query<{ status: string }>(`select status from leads where user_id = $1`, [a.userId]);
       assert.ok(aLeads.rows.every((r) => r.status !== 'stolen'));
+
+      // B's own sequence on the same trigger, enrolling every lead B can see or naming A's lead,
+      // reaches none of A's leads; neither does tagging "every lead" with that trigger.
+      const enrollmentsBefore = JSON.stringify((await api.t.db.query(`select * from enrollments order by id`)).rows);
+      const seq = json(await b.call('POST', '/api/v1/sequences', { name: 'B drip', trigger: 'a_trigger' })).id as number;
+      assert.equal((await b.call('POST', `/api/v1/sequences/${seq}/steps`, { body: 'Hi' })).statusCode, 201);
+      assert.deepEqual(json(await b.call('POST', `/api/v1/sequences/${seq}/enrollments`, { filter: {} })), { matched: 0, enrolled: 0, skipped: 0 });
+      assert.deepEqual(json(await b.call('POST', `/api/v1/sequences/${seq}/enrollments`, { lead_ids: [ids.lead] })), { matched: 0, enrolled: 0, skipped: 0 });
+      const tagged = await b.call('POST', '/api/v1/leads/bulk', { filter: {}, action: { op: 'add_triggers', values: ['a_trigger', 'other'] } });
+      assert.equal(json(tagged).affected, 0);
+      assert.deepEqual(json(await get(`/api/v1/sequences/${seq}/enrollments`)).data, []);
+      assert.equal(JSON.stringify((await api.t.db.query(`select * from enrollments order by id`)).rows), enrollmentsBefore);
+      assert.equal((await b.call('GET', `/api/v1/leads/${ids.lead}/enrollments`)).statusCode, 404);
     });
 
     it('a team member of the first tenant sees none of another tenant', async () => {

@@ -1,15 +1,19 @@
 /**
- * /api/v1/sequences and their steps: rows written, positions kept 1..n through inserts, moves and
- * deletes, the next-sequence chain, deleting with live enrollments, tenant isolation and the
- * team-member ban.
+ * /api/v1/sequences and their steps: rows written, delays as calendar days plus minutes, step media
+ * fetched when the step is saved, positions kept 1..n through inserts, moves and deletes, the
+ * next-sequence chain, deleting with live enrollments, tenant isolation and the team-member ban.
+ * Media given by URL is served by a local HTTP server on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Queryable } from '../../src/store/db.js';
 import { insertDevices } from '../../src/store/sql/devices.js';
 import { insertLeads } from '../../src/store/sql/leads.js';
 import { expectError, json, ok, openApi, tenant, type Caller, type TestApi } from '../helpers/api.js';
 import { backends } from '../helpers/db.js';
+import { plainImage, startServer, type TestServer } from '../helpers/media.js';
 
 const base = '/api/v1/sequences';
 
@@ -31,12 +35,15 @@ async function stepRows(db: Queryable, sequenceId: number): Promise<[string, num
 for (const backend of backends) {
   describe(`sequences API (${backend})`, () => {
     let api: TestApi;
+    let server: TestServer;
     let phone = 60_130_000_000;
 
     before(async () => {
       api = await openApi(backend);
+      server = await startServer({ 'tip.png': { body: await plainImage(320, 200), type: 'image/png' } });
     });
     after(async () => {
+      await server.close();
       await api.dispose();
     });
 
@@ -127,8 +134,8 @@ for (const backend of backends) {
       const badSteps: [unknown, string?][] = [
         [{ body: 'x', send_time: '25:00' }, 'body.send_time'],
         [{ body: 'x', send_time: '9:00' }],
-        [{ body: 'x', delay_minutes: -1 }],
-        [{ body: 'x', delay_minutes: 365 * 24 * 60 + 1 }],
+        // The old field name is an unknown key now.
+        [{ body: 'x', delay_minutes: 60 }],
         [{ body: 'x', position: 0 }],
         [{ body: 'x'.repeat(4097) }, 'body.body'],
         [{ body: 'x', media: { type: 'image' } }],
@@ -146,6 +153,148 @@ for (const backend of backends) {
       assert.equal(n.rows[0]!.n, 1);
     });
 
+    it('stores a delay as calendar days plus minutes and answers it back', async () => {
+      const owner = await tenant(api);
+      const s = ok(await owner.call('POST', base, welcome), 201);
+      const steps = `${base}/${s.id}/steps`;
+      const rawDelay = async (id: number) =>
+        (await api.t.db.query<{ delay_days: number; delay_minutes: number }>(`select delay_days, delay_minutes from sequence_steps where id = $1`, [id])).rows[0];
+      const cases: [unknown, { delay_days: number; delay_minutes: number }, { days: number; hours: number; minutes: number }][] = [
+        [undefined, { delay_days: 0, delay_minutes: 0 }, { days: 0, hours: 0, minutes: 0 }],
+        [{}, { delay_days: 0, delay_minutes: 0 }, { days: 0, hours: 0, minutes: 0 }],
+        [{ days: 2, hours: 3, minutes: 15 }, { delay_days: 2, delay_minutes: 195 }, { days: 2, hours: 3, minutes: 15 }],
+        // Hours are exact durations: 30 hours stay 30 hours, never a calendar day and 6 hours.
+        [{ hours: 30 }, { delay_days: 0, delay_minutes: 1800 }, { days: 0, hours: 30, minutes: 0 }],
+        [{ minutes: 90 }, { delay_days: 0, delay_minutes: 90 }, { days: 0, hours: 1, minutes: 30 }],
+        [{ days: 1, minutes: 0 }, { delay_days: 1, delay_minutes: 0 }, { days: 1, hours: 0, minutes: 0 }],
+        // The 365-day ceiling counts everything together.
+        [{ days: 365 }, { delay_days: 365, delay_minutes: 0 }, { days: 365, hours: 0, minutes: 0 }],
+        [{ days: 364, hours: 23, minutes: 60 }, { delay_days: 364, delay_minutes: 1440 }, { days: 364, hours: 24, minutes: 0 }],
+        [{ minutes: 365 * 1440 }, { delay_days: 0, delay_minutes: 525_600 }, { days: 0, hours: 8760, minutes: 0 }],
+      ];
+      for (const [delay, row, answer] of cases) {
+        const st = ok(await owner.call('POST', steps, { body: 'x', ...(delay === undefined ? {} : { delay }) }), 201);
+        assert.deepEqual(st.delay, answer, JSON.stringify(delay));
+        assert.deepEqual(await rawDelay(st.id), row, JSON.stringify(delay));
+        assert.deepEqual(ok(await owner.call('GET', `${steps}/${st.id}`)).delay, answer);
+      }
+
+      // An edit that gives a delay replaces all of it; one that does not keeps it.
+      const st = ok(await owner.call('POST', steps, { body: 'edit me', delay: { days: 2, hours: 3 } }), 201);
+      assert.deepEqual(ok(await owner.call('PATCH', `${steps}/${st.id}`, { body: 'edited' })).delay, { days: 2, hours: 3, minutes: 0 });
+      assert.deepEqual(await rawDelay(st.id), { delay_days: 2, delay_minutes: 180 });
+      assert.deepEqual(ok(await owner.call('PATCH', `${steps}/${st.id}`, { delay: { minutes: 45 } })).delay, { days: 0, hours: 0, minutes: 45 });
+      assert.deepEqual(await rawDelay(st.id), { delay_days: 0, delay_minutes: 45 });
+      const listed = ok(await owner.call('GET', steps)).data as { delay: unknown }[];
+      assert.deepEqual(listed.map((x) => x.delay), [...cases.map((c) => c[2]), { days: 0, hours: 0, minutes: 45 }]);
+    });
+
+    it('refuses a bad delay with the field named, and writes nothing', async () => {
+      const owner = await tenant(api);
+      const s = ok(await owner.call('POST', base, welcome), 201);
+      const steps = `${base}/${s.id}/steps`;
+      const kept = ok(await owner.call('POST', steps, { body: 'kept', delay: { days: 1, minutes: 30 } }), 201);
+      const before = await api.t.db.query(`select * from sequence_steps where sequence_id = $1`, [s.id]);
+      const bad: [unknown, string][] = [
+        [{ days: -1 }, 'body.delay.days'],
+        [{ hours: -1 }, 'body.delay.hours'],
+        [{ minutes: -5 }, 'body.delay.minutes'],
+        [{ days: 366 }, 'body.delay.days'],
+        [{ hours: 8761 }, 'body.delay.hours'],
+        [{ minutes: 525_601 }, 'body.delay.minutes'],
+        // Each part within bounds, the whole over 365 days.
+        [{ days: 365, minutes: 1 }, 'body.delay'],
+        [{ days: 200, hours: 4000 }, 'body.delay'],
+        [{ weeks: 1 }, 'body.delay'],
+        [{ days: 1, delay_minutes: 5 }, 'body.delay'],
+        [{ days: 1.5 }, 'body.delay.days'],
+        [{ days: '1' }, 'body.delay.days'],
+        [60, 'body.delay'],
+        [null, 'body.delay'],
+      ];
+      for (const [delay, path] of bad) {
+        for (const [method, url] of [
+          ['POST', steps],
+          ['PATCH', `${steps}/${kept.id}`],
+        ] as const) {
+          const err = expectError(await owner.call(method, url, { body: 'changed', delay }), 400, 'VALIDATION_FAILED');
+          assert.ok(
+            err.details.some((d) => d.path === path),
+            `${method} ${JSON.stringify(delay)}: ${path} in ${JSON.stringify(err.details)}`,
+          );
+        }
+      }
+      assert.deepEqual((await api.t.db.query(`select * from sequence_steps where sequence_id = $1`, [s.id])).rows, before.rows);
+    });
+
+    it('fetches step media given by URL when the step is saved, and refuses a link that does not answer', async () => {
+      const owner = await tenant(api);
+      const s = ok(await owner.call('POST', base, welcome), 201);
+      const steps = `${base}/${s.id}/steps`;
+      const url = `${server.url}/file/tip.png`;
+      const missing = `${server.url}/missing`;
+      const mediaRows = async () => (await api.t.db.query<Record<string, any>>(`select * from media where user_id = $1 order by id`, [owner.userId])).rows;
+      const stepRow = async (id: number) => (await api.t.db.query<Record<string, any>>(`select * from sequence_steps where id = $1`, [id])).rows[0];
+      const hits = () => server.hits.filter((h) => h === '/file/tip.png').length;
+      const hitsBefore = hits();
+
+      const st = ok(await owner.call('POST', steps, { body: 'See this', media: { type: 'image', url, caption: 'Tip' } }), 201);
+      assert.equal(hits(), hitsBefore + 1, 'fetched once, when the step was saved');
+      const rec = await mediaRows();
+      assert.equal(rec.length, 1, 'the fetched file is recorded as media of the account');
+      const m = rec[0]!;
+      assert.deepEqual([m.kind, m.mime_type, m.file_name, m.source_url], ['image', 'image/jpeg', 'tip.jpg', url]);
+      assert.deepEqual(st.media, { type: 'image', url, media_id: m.id, filename: 'tip.jpg', caption: 'Tip', mime_type: 'image/jpeg', bytes: m.bytes });
+      assert.deepEqual((await stepRow(st.id))!.media, {
+        kind: 'image',
+        url,
+        mediaId: m.id,
+        storageKey: m.storage_key,
+        mimeType: 'image/jpeg',
+        bytes: m.bytes,
+        fileName: 'tip.jpg',
+        caption: 'Tip',
+      });
+      assert.deepEqual(ok(await owner.call('GET', `${steps}/${st.id}`)), st);
+
+      // A link that does not answer fails the edit with its reason; the step stays as it was.
+      const before = await stepRow(st.id);
+      const err = expectError(await owner.call('PATCH', `${steps}/${st.id}`, { body: 'changed', position: 1, media: { type: 'image', url: missing } }), 422, 'MEDIA_FETCH_FAILED');
+      assert.equal(err.details[0]!.code, 'HTTP_STATUS');
+      assert.equal(err.details[0]!.status, 404);
+      assert.equal(err.details[0]!.url, missing);
+      const closed = await new Promise<number>((resolve) => {
+        const srv = createServer();
+        srv.listen(0, '127.0.0.1', () => {
+          const port = (srv.address() as AddressInfo).port;
+          srv.close(() => resolve(port));
+        });
+      });
+      const nowhere = `http://127.0.0.1:${closed}/tip.png`;
+      const refused = expectError(await owner.call('PATCH', `${steps}/${st.id}`, { body: 'changed', media: { type: 'image', url: nowhere } }), 422, 'MEDIA_FETCH_FAILED');
+      assert.equal(refused.details[0]!.code, 'CONNECTION_REFUSED');
+      assert.deepEqual(await stepRow(st.id), before);
+      // A new step with such a link is not written at all.
+      expectError(await owner.call('POST', steps, { body: 'new', media: { type: 'image', url: missing } }), 422, 'MEDIA_FETCH_FAILED');
+      expectError(await owner.call('POST', steps, { body: 'new', position: 1, media: { type: 'document', url: nowhere } }), 422, 'MEDIA_FETCH_FAILED');
+      assert.deepEqual(await stepRows(api.t.db, s.id), [['See this', 1]]);
+      assert.equal((await mediaRows()).length, 1);
+
+      // An uploaded file by id is checked, not fetched again; null clears the media.
+      const byId = ok(await owner.call('PATCH', `${steps}/${st.id}`, { media: { type: 'image', media_id: m.id } }));
+      assert.deepEqual(byId.media, { type: 'image', media_id: m.id, filename: 'tip.jpg', mime_type: 'image/jpeg', bytes: m.bytes, url });
+      assert.equal(hits(), hitsBefore + 1);
+      expectError(await owner.call('PATCH', `${steps}/${st.id}`, { media: { type: 'video', media_id: m.id } }), 422, 'MEDIA_KIND_MISMATCH');
+      const other = await tenant(api);
+      const theirs = ok(await other.call('POST', base, welcome), 201);
+      expectError(await other.call('POST', `${base}/${theirs.id}/steps`, { body: 'x', media: { type: 'image', media_id: m.id } }), 404, 'MEDIA_NOT_FOUND');
+      assert.deepEqual(await stepRows(api.t.db, theirs.id), []);
+      const cleared = ok(await owner.call('PATCH', `${steps}/${st.id}`, { media: null }));
+      assert.equal(cleared.media, null);
+      assert.equal((await stepRow(st.id))!.media, null);
+      assert.equal(cleared.body, 'See this');
+    });
+
     it('keeps step positions 1..n through appends, inserts, moves and deletes', async () => {
       const owner = await tenant(api);
       const s = ok(await owner.call('POST', base, welcome), 201);
@@ -153,13 +302,16 @@ for (const backend of backends) {
       const [a, b, c] = await addSteps(owner, s.id, ['a', 'b', 'c']);
       assert.deepEqual(await stepRows(api.t.db, s.id), [['a', 1], ['b', 2], ['c', 3]]);
 
-      const first = ok(await owner.call('POST', steps, { body: 'first', position: 1, delay_minutes: 0 }), 201);
+      const first = ok(await owner.call('POST', steps, { body: 'first', position: 1, delay: {} }), 201);
       assert.equal(first.position, 1);
       assert.deepEqual(await stepRows(api.t.db, s.id), [['first', 1], ['a', 2], ['b', 3], ['c', 4]]);
-      const mid = ok(await owner.call('POST', steps, { body: 'mid', position: 3, delay_minutes: 1440, send_time: '09:30' }), 201);
-      assert.deepEqual(mid, { id: mid.id, sequence_id: s.id, position: 3, delay_minutes: 1440, send_time: '09:30', body: 'mid', media: null });
-      const raw = await api.t.db.query<{ send_minute: number; delay_minutes: number }>(`select send_minute, delay_minutes from sequence_steps where id = $1`, [mid.id]);
-      assert.deepEqual(raw.rows[0], { send_minute: 570, delay_minutes: 1440 });
+      const mid = ok(await owner.call('POST', steps, { body: 'mid', position: 3, delay: { days: 1 }, send_time: '09:30' }), 201);
+      assert.deepEqual(mid, { id: mid.id, sequence_id: s.id, position: 3, delay: { days: 1, hours: 0, minutes: 0 }, send_time: '09:30', body: 'mid', media: null });
+      const raw = await api.t.db.query<{ send_minute: number; delay_days: number; delay_minutes: number }>(
+        `select send_minute, delay_days, delay_minutes from sequence_steps where id = $1`,
+        [mid.id],
+      );
+      assert.deepEqual(raw.rows[0], { send_minute: 570, delay_days: 1, delay_minutes: 0 });
       // Position n+1 is the end; beyond it is refused.
       ok(await owner.call('POST', steps, { body: 'last', position: 6 }), 201);
       expectError(await owner.call('POST', steps, { body: 'nowhere', position: 8 }), 422, 'INVALID_POSITION');
@@ -168,12 +320,13 @@ for (const backend of backends) {
       // Moves, both ways.
       ok(await owner.call('PATCH', `${steps}/${first.id}`, { position: 5 }));
       assert.deepEqual(await stepRows(api.t.db, s.id), [['a', 1], ['mid', 2], ['b', 3], ['c', 4], ['first', 5], ['last', 6]]);
-      const moved = ok(await owner.call('PATCH', `${steps}/${c}`, { position: 1, body: 'c2', media: { type: 'image', url: 'https://x.test/c.png' } }));
-      assert.deepEqual(moved, { id: c, sequence_id: s.id, position: 1, delay_minutes: 0, send_time: null, body: 'c2', media: { type: 'image', url: 'https://x.test/c.png' } });
+      const moved = ok(await owner.call('PATCH', `${steps}/${c}`, { position: 1, body: 'c2' }));
+      assert.deepEqual(moved, { id: c, sequence_id: s.id, position: 1, delay: { days: 0, hours: 0, minutes: 0 }, send_time: null, body: 'c2', media: null });
       assert.deepEqual(await stepRows(api.t.db, s.id), [['c2', 1], ['a', 2], ['mid', 3], ['b', 4], ['first', 5], ['last', 6]]);
       expectError(await owner.call('PATCH', `${steps}/${c}`, { position: 7 }), 422, 'INVALID_POSITION');
-      const clear = ok(await owner.call('PATCH', `${steps}/${mid.id}`, { send_time: null, delay_minutes: 5 }));
+      const clear = ok(await owner.call('PATCH', `${steps}/${mid.id}`, { send_time: null, delay: { minutes: 5 } }));
       assert.equal(clear.send_time, null);
+      assert.deepEqual(clear.delay, { days: 0, hours: 0, minutes: 5 });
       assert.equal(clear.position, 3);
 
       // Deletes close the gap.
@@ -365,6 +518,14 @@ for (const backend of backends) {
       const member = await tenant(api, { parentId: owner.userId });
       const s = ok(await owner.call('POST', base, welcome), 201);
       const [step] = await addSteps(owner, s.id, ['one']);
+      const [dev] = await insertDevices(api.t.db, owner.userId, [{ name: 'd', minDelayMs: 0, maxDelayMs: 0 }], now());
+      const leadPhone = `+${++phone}`;
+      await insertLeads(api.t.db, owner.userId, [{ name: 'l', phone: leadPhone, deviceId: dev!, niches: [], status: 'prospect', triggers: [] }], now());
+      const lead = (await api.t.db.query<{ id: number }>(`select id from leads where user_id = $1`, [owner.userId])).rows[0]!.id;
+      const enrolled = ok(await owner.call('POST', `${base}/${s.id}/enrollments`, { lead_ids: [lead] }));
+      assert.equal(enrolled.enrolled, 1);
+      const enrollmentsBefore = (await api.t.db.query(`select * from enrollments where sequence_id = $1`, [s.id])).rows;
+      const enrollment = (enrollmentsBefore[0] as { id: number }).id;
       const url = `${base}/${s.id}`;
       const attempts: [string, string, unknown?][] = [
         ['GET', base],
@@ -379,19 +540,46 @@ for (const backend of backends) {
         ['GET', `${url}/steps/${step}`],
         ['PATCH', `${url}/steps/${step}`, { body: 'x' }],
         ['DELETE', `${url}/steps/${step}`],
+        ['GET', `${url}/progress`],
+        ['POST', `${url}/enrollments`, { lead_ids: [lead] }],
+        ['POST', `${url}/enrollments`, { filter: {} }],
+        ['GET', `${url}/enrollments`],
+        ['GET', `${url}/enrollments/${enrollment}`],
+        ['POST', `${url}/enrollments/${enrollment}/pause`],
+        ['POST', `${url}/enrollments/${enrollment}/resume`],
+        ['DELETE', `${url}/enrollments/${enrollment}`],
+        ['GET', `/api/v1/leads/${lead}/enrollments`],
       ];
       for (const [method, path, body] of attempts) expectError(await member.call(method as 'GET', path, body), 403, 'TEAM_MEMBER_FORBIDDEN');
       assert.deepEqual(await stepRows(api.t.db, s.id), [['one', 1]]);
       assert.equal((await sequenceRow(api.t.db, s.id))!.name, 'Welcome');
+      assert.deepEqual((await api.t.db.query(`select * from enrollments where sequence_id = $1`, [s.id])).rows, enrollmentsBefore);
     });
 
     it('is described in the OpenAPI document', async () => {
       const doc = json(await api.app.inject({ method: 'GET', url: '/openapi.json' }));
-      for (const p of ['/api/v1/sequences', '/api/v1/sequences/{id}', '/api/v1/sequences/{id}/steps', '/api/v1/sequences/{id}/steps/{stepId}']) {
+      const paths: [string, string[]][] = [
+        ['/api/v1/sequences', ['get', 'post']],
+        ['/api/v1/sequences/{id}', ['get', 'patch', 'delete']],
+        ['/api/v1/sequences/{id}/pause', ['post']],
+        ['/api/v1/sequences/{id}/resume', ['post']],
+        ['/api/v1/sequences/{id}/steps', ['get', 'post']],
+        ['/api/v1/sequences/{id}/steps/{stepId}', ['get', 'patch', 'delete']],
+        ['/api/v1/sequences/{id}/progress', ['get']],
+        ['/api/v1/sequences/{id}/enrollments', ['get', 'post']],
+        ['/api/v1/sequences/{id}/enrollments/{enrollmentId}', ['get', 'delete']],
+        ['/api/v1/sequences/{id}/enrollments/{enrollmentId}/pause', ['post']],
+        ['/api/v1/sequences/{id}/enrollments/{enrollmentId}/resume', ['post']],
+        ['/api/v1/leads/{id}/enrollments', ['get']],
+      ];
+      for (const [p, methods] of paths) {
         assert.ok(doc.paths[p], p);
+        assert.deepEqual(Object.keys(doc.paths[p]).sort(), [...methods].sort(), p);
       }
-      assert.ok(doc.components.schemas.Sequence);
-      assert.ok(doc.components.schemas.SequenceStep);
+      for (const name of ['Sequence', 'SequenceStep', 'Enrollment', 'SequenceProgress']) assert.ok(doc.components.schemas[name], name);
+      // Steps speak of `delay`, never of the old `delay_minutes`.
+      const stepSchema = JSON.stringify(doc.components.schemas.SequenceStep);
+      assert.ok(stepSchema.includes('"delay"') && !stepSchema.includes('delay_minutes'), stepSchema);
     });
   });
 }

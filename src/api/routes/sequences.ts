@@ -83,7 +83,7 @@ const enrollment = z
     next_due_at: timestamp.nullable().describe('when the current step falls due; its message may still wait for the window or the device'),
     message_id: z.number().int().nullable().describe("the current step's message, once written"),
     message_status: z.string().nullable(),
-    exit_reason: z.string().nullable().describe('replied, opted_out, removed, step_failed, not_on_whatsapp, lead_deleted'),
+    exit_reason: z.string().nullable().describe('replied, opted_out, removed, step_failed or not_on_whatsapp'),
     source: z.string().describe('api, trigger, import or chain'),
     chain_depth: z.number().int().describe('0 unless it came from a previous sequence of a chain'),
     last_error: z.string().nullable().describe('no_device: the account has no device to send with; tried again hourly'),

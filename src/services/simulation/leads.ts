@@ -16,6 +16,9 @@ export interface GeneratedLeads {
   niches: readonly string[];
   status: string;
   attributes: Record<string, unknown>;
+  /** Trigger tags of leads 1..triggerCount (every lead when triggerCount is absent); none by default. */
+  triggers?: readonly string[];
+  triggerCount?: number;
 }
 
 /**
@@ -25,15 +28,29 @@ export interface GeneratedLeads {
  */
 export async function generateScenarioLeads(db: Queryable, userId: number, g: GeneratedLeads, now: Date): Promise<number> {
   const res = await db.query(
-    `insert into leads (user_id, device_id, name, phone, niches, status, attributes, created_at, updated_at)
+    `insert into leads (user_id, device_id, name, phone, niches, status, triggers, attributes, created_at, updated_at)
      select $1,
             case when cardinality($2::bigint[]) = 0 then null
                  else ($2::bigint[])[1 + (g % cardinality($2::bigint[]))] end,
             case when $4::text[] is null then 'Lead ' || g
                  else ($4::text[])[1 + ((g - 1) % cardinality($4::text[]))] end,
-            $3 || lpad(g::text, 8, '0'), $5::text[], $6, $7::jsonb, $8, $8
+            $3 || lpad(g::text, 8, '0'), $5::text[], $6,
+            case when g <= $10::bigint then $11::text[] else '{}'::text[] end,
+            $7::jsonb, $8, $8
        from generate_series(1, $9::bigint) as g`,
-    [userId, g.deviceIds, g.phonePrefix, g.names, g.niches, g.status, JSON.stringify(g.attributes), now, g.count],
+    [
+      userId,
+      g.deviceIds,
+      g.phonePrefix,
+      g.names,
+      g.niches,
+      g.status,
+      JSON.stringify(g.attributes),
+      now,
+      g.count,
+      g.triggerCount ?? g.count,
+      g.triggers ?? [],
+    ],
   );
   return res.rowCount;
 }

@@ -3,7 +3,7 @@
  * order it saw them, and `report.json`, the totals. Everything in the report is a function of the
  * scenario and its seed except the wall-clock figures, so two runs can be compared with a diff.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Queryable } from '../../store/db.js';
 import { countByStatus, type MessageStatus } from '../../store/sql/messages.js';
@@ -75,6 +75,61 @@ export interface PoolReport {
   spread: number | null;
 }
 
+export interface SequenceReport {
+  id: number;
+  name: string;
+  user: number;
+  trigger: string;
+  /** The name of the sequence its finishers move on to, or null. */
+  next: string | null;
+  /** Its status at the end: `active` or `paused`. */
+  status: string;
+  /** Every enrollment made: leads that carried or gained the trigger, and leads chained in. */
+  enrolled: number;
+  /** Enrollments made by the previous sequence of a chain handing on its finishers. */
+  chainedIn: number;
+  /** Enrollments still in the sequence at the end (waiting for or on a step). */
+  active: number;
+  completed: number;
+  /** Enrollments that left early, by reason: replied, opted_out, step_failed, not_on_whatsapp, ... */
+  exited: { total: number; byReason: Counts };
+  /** The outbox rows of its steps by status. */
+  messages: { total: number; byStatus: Counts };
+  /** One entry per step of the scenario, in order. */
+  steps: SequenceStepReport[];
+  /** The scenario's pauseSequence and resumeSequence events for it, as they went. */
+  events: CampaignEventReport[];
+}
+
+export interface SequenceStepReport {
+  step: number;
+  /** Messages of the step that went out (`sent`, `delivered` or `read`). */
+  sent: number;
+  /** Of those, delivered (`delivered` or `read`). */
+  delivered: number;
+  read: number;
+  /** `failed`, `skipped` and `unknown`: they will not go out. */
+  failed: number;
+  cancelled: number;
+  /** Written and still to go: `pending`, `held` (paused), `sending`. */
+  pending: number;
+  /** The first and last successful send of the step (the start of the attempt that sent it). */
+  firstSend: string | null;
+  lastSend: string | null;
+}
+
+export interface TagEventReport {
+  /** The event's index in the scenario's `events`. */
+  event: number;
+  at: string;
+  user: number;
+  tag: string;
+  /** Leads that gained the tag (those already carrying it did not). */
+  gained: number;
+  /** Enrollments it made, over every sequence the tag triggers. */
+  enrolled: number;
+}
+
 export interface DeviceReport {
   id: number;
   attempts: number;
@@ -91,6 +146,8 @@ export interface SimulationReport {
   messages: { total: number; byStatus: Counts };
   attempts: { total: number; byOutcome: Counts };
   campaigns: CampaignReport[];
+  sequences: SequenceReport[];
+  tagEvents: TagEventReport[];
   devices: Record<string, DeviceReport>;
   /** Leads that replied (to a campaign message or in a scenario event). */
   repliedLeads: number;
@@ -110,7 +167,21 @@ export interface SimulationReport {
 export interface StoreFacts {
   byStatus: Counts;
   campaigns: CampaignFacts[];
+  sequences: SequenceFacts[];
   repliedLeads: number;
+}
+
+export interface SequenceFacts {
+  id: number;
+  user_id: number;
+  name: string;
+  trigger: string;
+  status: string;
+  next: string | null;
+  /** Enrollments by status, by source and (exited ones) by reason. */
+  enrollments: { byStatus: Counts; bySource: Counts; exitReasons: Counts };
+  /** Per step position: its messages by status and its first and last successful send. */
+  steps: Map<number, { byStatus: Counts; firstSend: Date | null; lastSend: Date | null }>;
 }
 
 export interface CampaignFacts {
@@ -168,18 +239,66 @@ async function repliedLeads(db: Queryable): Promise<number> {
   return res.rows[0]!.n;
 }
 
+/**
+ * Each sequence with its enrollments and its steps' messages counted, in three grouped statements
+ * whatever the number of leads: a run of a hundred thousand leads over weeks of steps reads a few
+ * hundred rows here, never its messages.
+ */
+async function sequenceFacts(db: Queryable): Promise<SequenceFacts[]> {
+  const seqs = await db.query<Omit<SequenceFacts, 'enrollments' | 'steps'>>(
+    `select s.id, s.user_id, s.name, s.trigger, s.status, n.name as next
+       from sequences s left join sequences n on n.id = s.next_sequence_id
+      order by s.id`,
+  );
+  if (seqs.rows.length === 0) return [];
+  const enrollments = await db.query<{ sequence_id: number; status: string; source: string; exit_reason: string | null; n: number }>(
+    `select sequence_id, status, source, exit_reason, count(*)::int as n
+       from enrollments group by sequence_id, status, source, exit_reason`,
+  );
+  const steps = await db.query<{ sequence_id: number; step: number; status: string; n: number; first_send: Date | null; last_send: Date | null }>(
+    `select e.sequence_id, m.step, m.status, count(*)::int as n,
+            min(m.last_attempt_at) filter (where m.status in ('sent', 'delivered', 'read')) as first_send,
+            max(m.last_attempt_at) filter (where m.status in ('sent', 'delivered', 'read')) as last_send
+       from messages m join enrollments e on e.id = m.enrollment_id
+      where m.enrollment_id is not null
+      group by e.sequence_id, m.step, m.status`,
+  );
+  const out = new Map<number, SequenceFacts>(
+    seqs.rows.map((q) => [q.id, { ...q, enrollments: { byStatus: {}, bySource: {}, exitReasons: {} }, steps: new Map() }]),
+  );
+  const add = (counts: Counts, key: string, n: number) => (counts[key] = (counts[key] ?? 0) + n);
+  for (const r of enrollments.rows) {
+    const e = out.get(r.sequence_id)?.enrollments;
+    if (!e) continue;
+    add(e.byStatus, r.status, r.n);
+    add(e.bySource, r.source, r.n);
+    if (r.status === 'exited') add(e.exitReasons, r.exit_reason ?? 'unknown', r.n);
+  }
+  for (const r of steps.rows) {
+    const q = out.get(r.sequence_id);
+    if (!q) continue;
+    const st = q.steps.get(r.step) ?? { byStatus: {}, firstSend: null, lastSend: null };
+    add(st.byStatus, r.status, r.n);
+    if (r.first_send !== null && (st.firstSend === null || r.first_send < st.firstSend)) st.firstSend = r.first_send;
+    if (r.last_send !== null && (st.lastSend === null || r.last_send > st.lastSend)) st.lastSend = r.last_send;
+    q.steps.set(r.step, st);
+  }
+  return [...out.values()];
+}
+
 export async function readStoreFacts(db: Queryable): Promise<StoreFacts> {
   const byStatus = ordered(await countByStatus(db), STATUS_ORDER);
   const counts = await campaignStatusCounts(db);
   const campaigns = (await campaignRows(db)).map((c) => ({ ...c, byStatus: ordered(counts.get(c.id) ?? {}, STATUS_ORDER) }));
-  return { byStatus, campaigns, repliedLeads: await repliedLeads(db) };
+  return { byStatus, campaigns, sequences: await sequenceFacts(db), repliedLeads: await repliedLeads(db) };
 }
 
-export function sendLines(attempts: readonly SendAttempt[], world: World, observer: RunObserver): SendLine[] {
+/** The lines of sends.jsonl, made one at a time as they are written (a long drip run has millions). */
+export function* sendLines(attempts: readonly SendAttempt[], world: World, observer: RunObserver): Generator<SendLine> {
   const keys = new Map(world.devices.devices.map((d) => [d.id, d.key]));
-  return attempts.map((a) => {
+  for (const a of attempts) {
     const content = observer.contents.get(a.message);
-    return {
+    yield {
       at: new Date(a.at).toISOString(),
       device: a.device,
       deviceKey: keys.get(a.device) ?? String(a.device),
@@ -191,7 +310,7 @@ export function sendLines(attempts: readonly SendAttempt[], world: World, observ
       body: content?.body ?? '',
       media: content?.media ?? null,
     };
-  });
+  }
 }
 
 export interface ReportInput {
@@ -247,6 +366,11 @@ export function buildReport(r: ReportInput): SimulationReport {
     messages: { total: sum(r.facts.byStatus), byStatus: r.facts.byStatus },
     attempts: { total: attempts.length, byOutcome: ordered(byOutcome, OUTCOME_ORDER) },
     campaigns: campaignReports(r),
+    sequences: sequenceReports(r),
+    tagEvents: r.run.tagEvents
+      .slice()
+      .sort((a, b) => a.event - b.event)
+      .map((t) => ({ event: t.event, at: t.at, user: t.user, tag: t.tag, gained: t.gained, enrolled: t.enrolled })),
     devices,
     repliedLeads: r.facts.repliedLeads,
     firstSend: first === null ? null : new Date(first).toISOString(),
@@ -267,7 +391,8 @@ function campaignReports(r: ReportInput): CampaignReport[] {
   // Successful sends per campaign and device, in time order.
   const sends = new Map<string, Map<number, number[]>>();
   for (const a of r.run.attempts) {
-    if (a.outcome !== 'sent') continue;
+    // Sequence messages have an origin per enrollment and step: they are counted in SQL instead.
+    if (a.outcome !== 'sent' || !a.origin.startsWith('campaign:')) continue;
     let perDevice = sends.get(a.origin);
     if (!perDevice) sends.set(a.origin, (perDevice = new Map()));
     const times = perDevice.get(a.device);
@@ -310,6 +435,56 @@ function campaignReports(r: ReportInput): CampaignReport[] {
   });
 }
 
+const EXIT_ORDER: readonly string[] = ['replied', 'opted_out', 'step_failed', 'not_on_whatsapp', 'removed', 'lead_deleted'];
+
+function sequenceReports(r: ReportInput): SequenceReport[] {
+  return r.facts.sequences.map((q): SequenceReport => {
+    const e = q.enrollments;
+    const status = (k: string) => e.byStatus[k] ?? 0;
+    const spec = r.world.sequences.find((w) => w.id === q.id)?.spec;
+    const positions = Math.max(spec?.steps.length ?? 0, ...q.steps.keys());
+    const byStatus: Counts = {};
+    const steps: SequenceStepReport[] = [];
+    for (let step = 1; step <= positions; step++) {
+      const st = q.steps.get(step) ?? { byStatus: {}, firstSend: null, lastSend: null };
+      const count = (statuses: readonly string[]) => statuses.reduce((n, k) => n + (st.byStatus[k] ?? 0), 0);
+      for (const [k, n] of Object.entries(st.byStatus)) byStatus[k] = (byStatus[k] ?? 0) + n;
+      steps.push({
+        step,
+        sent: count(SENT),
+        delivered: count(['delivered', 'read']),
+        read: count(['read']),
+        failed: count(FAILED),
+        cancelled: count(['cancelled']),
+        pending: count(WAITING),
+        firstSend: iso(st.firstSend),
+        lastSend: iso(st.lastSend),
+      });
+    }
+    const messages = ordered(byStatus, STATUS_ORDER);
+    const exitReasons = ordered(e.exitReasons, EXIT_ORDER);
+    return {
+      id: q.id,
+      name: q.name,
+      user: r.world.userIds.indexOf(q.user_id),
+      trigger: q.trigger,
+      next: q.next,
+      status: q.status,
+      enrolled: sum(e.byStatus),
+      chainedIn: e.bySource.chain ?? 0,
+      active: status('active') + status('paused'),
+      completed: status('completed'),
+      exited: { total: sum(exitReasons), byReason: exitReasons },
+      messages: { total: sum(messages), byStatus: messages },
+      steps,
+      events: r.run.sequenceEvents
+        .filter((x) => x.sequence === q.id)
+        .sort((a, b) => a.event - b.event)
+        .map((x) => ({ type: x.type, at: x.at, outcome: x.outcome, status: x.status })),
+    };
+  });
+}
+
 function poolReport(r: ReportInput, userIndex: number, perDevice: Map<number, number[]>, first: number | null, last: number | null): PoolReport {
   const mine = r.world.devices.devices.filter((d) => d.userIndex === userIndex);
   const sentByDevice: Record<string, number> = {};
@@ -346,10 +521,25 @@ export interface OutputFiles {
   report: string;
 }
 
-export async function writeOutputs(outDir: string, lines: readonly SendLine[], report: SimulationReport): Promise<OutputFiles> {
+export async function writeOutputs(outDir: string, lines: Iterable<SendLine>, report: SimulationReport): Promise<OutputFiles> {
   await mkdir(outDir, { recursive: true });
   const files = { sends: join(outDir, 'sends.jsonl'), report: join(outDir, 'report.json') };
-  await writeFile(files.sends, lines.map((l) => JSON.stringify(l) + '\n').join(''));
+  // In chunks: a run of hundreds of thousands of sends would otherwise be one string of that size.
+  const out = await open(files.sends, 'w');
+  try {
+    let chunk = '';
+    let n = 0;
+    for (const l of lines) {
+      chunk += JSON.stringify(l) + '\n';
+      if (++n % 10_000 === 0) {
+        await out.write(chunk);
+        chunk = '';
+      }
+    }
+    await out.write(chunk);
+  } finally {
+    await out.close();
+  }
   await writeFile(files.report, JSON.stringify(report, null, 2) + '\n');
   return files;
 }

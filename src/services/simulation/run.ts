@@ -18,7 +18,7 @@ import { createLogger } from '../../logger.js';
 import type { Db } from '../../store/db.js';
 import { migrate } from '../../store/migrate.js';
 import { SimulatorTransport, type SendAttempt, type SimulatorOptions } from '../../transports/simulator.js';
-import { scheduleEvents, type CampaignEventResult } from './events.js';
+import { scheduleEvents, type CampaignEventResult, type SequenceEventResult, type TagEventResult } from './events.js';
 import { RunObserver } from './observer.js';
 import { buildReport, readStoreFacts, round, sendLines, writeOutputs, type OutputFiles, type SimulationReport } from './report.js';
 import { DAY_MS, horizonOf, type Scenario, type SimulatorSpec } from './scenario.js';
@@ -40,6 +40,7 @@ export interface SimulationResult {
 }
 
 const LEASE_TTL_MS = 3_600_000;
+const SEQUENCE_POLL_MS = 3_600_000;
 
 export async function runSimulation(scenario: Scenario, opts: SimulationOptions): Promise<SimulationResult> {
   const log = opts.log ?? createLogger('warn', 'fleetcast-simulate');
@@ -95,6 +96,8 @@ export interface WorldRun {
   attempts: readonly SendAttempt[];
   observer: RunObserver;
   campaignEvents: readonly CampaignEventResult[];
+  sequenceEvents: readonly SequenceEventResult[];
+  tagEvents: readonly TagEventResult[];
   end: number;
   /** `condition`: the caller's stopWhen held before anything else ended the run. */
   stoppedBy: 'idle' | 'horizon' | 'condition';
@@ -121,6 +124,10 @@ export async function driveWorld(db: Db, clock: VirtualClock, world: World, scen
     // Retention covers the whole horizon: the report reads every message the run produced.
     maintenance: { intervalMs: DAY_MS, retentionDays: Math.ceil((until - clock.now()) / DAY_MS) + 1 },
     ...(opts.pool ? { pool: opts.pool } : {}),
+    // Everything that brings sequence work sooner (enrollments, tags, resumes, finished steps)
+    // notifies the planner in-process, so its safety poll can be long: each look is queries,
+    // and over weeks of virtual time a short poll would be most of the run's work.
+    sequences: { pollMs: SEQUENCE_POLL_MS },
   });
   let engineErrors = 0;
   const offError = engine.events.on('error', ({ where, error }) => {
@@ -138,7 +145,16 @@ export async function driveWorld(db: Db, clock: VirtualClock, world: World, scen
     const stoppedBy = finished() ? 'idle' : condition?.() ? 'condition' : 'horizon';
     await stopOnClock(engine, clock);
     if (events.errors.length > 0) throw events.errors[0];
-    return { attempts: sim.attempts, observer, campaignEvents: events.results, end, stoppedBy, engineErrors };
+    return {
+      attempts: sim.attempts,
+      observer,
+      campaignEvents: events.results,
+      sequenceEvents: events.sequenceResults,
+      tagEvents: events.tagResults,
+      end,
+      stoppedBy,
+      engineErrors,
+    };
   } finally {
     sim.close();
     observer.close();

@@ -1,6 +1,6 @@
 /**
  * The scenario format of `fleetcast simulate`: a declarative JSON world (users, devices, leads,
- * campaigns, timed events) and the simulator's behaviour. Every object is strict so a misspelt
+ * campaigns, drip sequences, timed events) and the simulator's behaviour. Every object is strict so a misspelt
  * field is an error rather than a silently ignored setting; the field-by-field reference with
  * defaults is docs/simulate.md. Rules that span fields (device keys, references, the timeline)
  * are checked after parsing, in validate.ts.
@@ -110,11 +110,22 @@ const leadGenerator = z
     /** Names given in turn (lead N gets names[(N - 1) mod length]); absent: `Lead N`. */
     names: z.array(z.string()).min(1, 'must not be empty (leave it out to name leads "Lead N")').optional(),
     attributes: attributes.optional(),
+    /** Trigger tags carried from the start by leads 1..triggerCount (every lead by default). */
+    triggers: labels.default([]),
+    triggerCount: z.number().int().min(0).optional(),
   })
   .strict()
   .refine((g) => !(g.pool && g.devices), {
     path: ['devices'],
     error: 'a pool of leads has no devices: leave devices out, or pool false',
+  })
+  .refine((g) => g.triggerCount === undefined || g.triggerCount <= g.count, {
+    path: ['triggerCount'],
+    error: 'must not exceed count',
+  })
+  .refine((g) => g.triggerCount === undefined || g.triggers.length > 0, {
+    path: ['triggerCount'],
+    error: 'has no effect without triggers',
   });
 
 const window = z
@@ -169,12 +180,7 @@ const campaign = z
   .superRefine((c, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
     // The engine renders the template when the campaign starts; a broken one is caught here, not mid-run.
-    try {
-      parseTemplate(c.message);
-    } catch (err) {
-      if (!(err instanceof TemplateError)) throw err;
-      issue('message', err.message);
-    }
+    checkTemplate(c.message, (message) => issue('message', message));
     // The override replaces the device's range as a whole: half of one would be ambiguous.
     if (c.minDelaySeconds !== undefined && c.maxDelaySeconds === undefined) issue('maxDelaySeconds', 'required with minDelaySeconds');
     if (c.maxDelaySeconds !== undefined && c.minDelaySeconds === undefined) issue('minDelaySeconds', 'required with maxDelaySeconds');
@@ -188,6 +194,57 @@ const campaign = z
     }
   });
 
+/** Validates a message template as the engine will render it; a broken one is caught here, not mid-run. */
+function checkTemplate(message: string, issue: (message: string) => void): void {
+  try {
+    parseTemplate(message);
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    issue(err.message);
+  }
+}
+
+/**
+ * A step's delay: calendar days in the owner's zone (a day after 10:00 is 10:00 the next day,
+ * whatever DST does), then hours and minutes. The first step's counts from the enrollment.
+ */
+const stepDelay = z
+  .object({
+    days: z.number().int().min(0).max(3650).optional(),
+    hours: z.number().int().min(0).max(87_600).optional(),
+    minutes: z.number().int().min(0).max(5_256_000).optional(),
+  })
+  .strict();
+
+const sequenceStep = z
+  .object({
+    /** A template, as a campaign's message. */
+    message: z.string().min(1),
+    media: media.optional(),
+    delay: stepDelay.default({}),
+    /** The local time (owner's zone) the step waits for once its delay has passed. */
+    sendTime: clockTime.optional(),
+  })
+  .strict()
+  .superRefine((st, ctx) => checkTemplate(st.message, (message) => ctx.addIssue({ code: 'custom', path: ['message'], message })));
+
+const sequence = z
+  .object({
+    name: z.string().min(1),
+    /** The exact tag that enrolls a lead when it gains it (or carries it at the start). */
+    trigger: z.string().min(1),
+    window: window.optional(),
+    /** The sequence of the same user its finishers move on to. */
+    next: z.string().min(1).optional(),
+    reentry: z.enum(['never', 'after_completion']).default('never'),
+    onFailure: z.enum(['continue', 'stop']).default('continue'),
+    exitOnReply: z.boolean().default(true),
+    /** Starts paused: leads are enrolled, nothing is sent until a resumeSequence event. */
+    paused: z.boolean().default(false),
+    steps: z.array(sequenceStep).min(1, 'a sequence needs at least one step'),
+  })
+  .strict();
+
 const user = z
   .object({
     name: z.string().optional(),
@@ -196,12 +253,31 @@ const user = z
     devices: z.array(device).min(1),
     leads: z.union([z.array(lead), leadGenerator], { error: 'expected a list of leads or a lead generator object' }).default([]),
     campaigns: z.array(campaign).default([]),
+    /** Optional rather than defaulted, so worlds built in code (forecasts) need not mention it. */
+    sequences: z.array(sequence).optional(),
   })
   .strict();
 
 const eventBase = { at: isoUtc, device: deviceRef };
 /** Campaign events name a campaign by its name, as the user would in the dashboard. */
 const campaignEventBase = { at: isoUtc, campaign: z.string().min(1) };
+
+/** Sequence events name a sequence by its name, as campaign events name a campaign. */
+const sequenceEventBase = { at: isoUtc, sequence: z.string().min(1) };
+
+/**
+ * The leads a tag event tags: one phone, a list of phones, or `{ device?, count? }` (the user's
+ * leads, of that device or group if given, that do not carry the tag yet, lowest first, at most
+ * `count` of them).
+ */
+const leadSelector = z.union(
+  [
+    e164,
+    z.array(e164).min(1, 'must not be empty'),
+    z.object({ device: deviceRef.optional(), count: z.number().int().min(1).optional() }).strict(),
+  ],
+  { error: 'expected a phone, a list of phones or an object { device?, count? }' },
+);
 
 const event = z.discriminatedUnion('type', [
   z.object({ type: z.literal('disconnect'), ...eventBase, minutes: z.number().positive() }).strict(),
@@ -211,6 +287,18 @@ const event = z.discriminatedUnion('type', [
   z.object({ type: z.literal('pause'), ...campaignEventBase }).strict(),
   z.object({ type: z.literal('resume'), ...campaignEventBase }).strict(),
   z.object({ type: z.literal('cancel'), ...campaignEventBase }).strict(),
+  z.object({ type: z.literal('pauseSequence'), ...sequenceEventBase }).strict(),
+  z.object({ type: z.literal('resumeSequence'), ...sequenceEventBase }).strict(),
+  z
+    .object({
+      type: z.literal('tag'),
+      at: isoUtc,
+      /** The user whose leads are tagged; default: the owner of `leads.device`, else the first user. */
+      user: z.number().int().min(0).optional(),
+      leads: leadSelector,
+      tag: z.string().min(1),
+    })
+    .strict(),
 ]);
 
 export const scenarioSchema = z
@@ -233,14 +321,39 @@ export type CampaignSpec = ScenarioUser['campaigns'][number];
 export type WindowSpec = NonNullable<CampaignSpec['window']>;
 export type ScenarioEvent = Scenario['events'][number];
 export type CampaignEvent = Extract<ScenarioEvent, { campaign: string }>;
-export type DeviceEvent = Exclude<ScenarioEvent, CampaignEvent>;
+export type SequenceEvent = Extract<ScenarioEvent, { sequence: string }>;
+export type TagEvent = Extract<ScenarioEvent, { type: 'tag' }>;
+export type LeadSelector = TagEvent['leads'];
+export type DeviceEvent = Exclude<ScenarioEvent, CampaignEvent | SequenceEvent | TagEvent>;
+export type SequenceSpec = NonNullable<ScenarioUser['sequences']>[number];
+export type StepSpec = SequenceSpec['steps'][number];
 export type LeadSpec = Extract<ScenarioUser['leads'], unknown[]>[number];
 export type LeadGeneratorSpec = Exclude<ScenarioUser['leads'], unknown[]>;
 
 export const isCampaignEvent = (e: ScenarioEvent): e is CampaignEvent => 'campaign' in e;
+export const isSequenceEvent = (e: ScenarioEvent): e is SequenceEvent => 'sequence' in e;
+export const isTagEvent = (e: ScenarioEvent): e is TagEvent => e.type === 'tag';
+export const isDeviceEvent = (e: ScenarioEvent): e is DeviceEvent => 'device' in e;
 export type SimulatorSpec = Scenario['simulator'];
 
 export const DAY_MS = 86_400_000;
+
+/** A user's sequences (none when the field is left out). */
+export const sequencesOf = (user: ScenarioUser): SequenceSpec[] => user.sequences ?? [];
+
+/** A step's delay in whole minutes besides its days. */
+export const delayMinutesOf = (st: StepSpec): number => (st.delay.hours ?? 0) * 60 + (st.delay.minutes ?? 0);
+
+/**
+ * The index of the user whose leads a tag event tags: its `user`, else the owner of the device it
+ * names (`ownerOf` resolves a device reference), else the first user.
+ */
+export function tagEventUser(e: TagEvent, ownerOf: (ref: string) => number | undefined): number {
+  if (e.user !== undefined) return e.user;
+  const l = e.leads;
+  const device = typeof l === 'object' && !Array.isArray(l) ? l.device : undefined;
+  return (device === undefined ? undefined : ownerOf(device)) ?? 0;
+}
 
 /** The horizon: `until`, or 30 days after the start. */
 export function horizonOf(s: Scenario): number {

@@ -1,13 +1,28 @@
 /**
  * Loads and validates a scenario. Two passes: the zod schema (shapes, formats, unknown fields),
- * then the rules that span fields (unique device keys and emails, references to devices, the
- * timeline). Every problem is reported with the path of the field it is about, all at once, so a
+ * then the rules that span fields (unique device keys and emails, references to devices, leads
+ * and sequences, chains of sequences, the timeline). Every problem is reported with the path of the field it is about, all at once, so a
  * scenario can be fixed in one go.
  */
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { DeviceDirectory, expandDevices, type ScenarioDevice } from './devices.js';
-import { emailOf, horizonOf, isCampaignEvent, scenarioSchema, type CampaignEvent, type Scenario } from './scenario.js';
+import {
+  emailOf,
+  horizonOf,
+  isCampaignEvent,
+  isDeviceEvent,
+  isSequenceEvent,
+  isTagEvent,
+  scenarioSchema,
+  sequencesOf,
+  tagEventUser,
+  type CampaignEvent,
+  type Scenario,
+  type ScenarioUser,
+  type SequenceEvent,
+  type TagEvent,
+} from './scenario.js';
 
 export interface ScenarioIssue {
   /** Like `users[0].campaigns[1].window.start`; empty for the file or the document as a whole. */
@@ -138,14 +153,144 @@ function checkScenario(s: Scenario): ScenarioIssue[] {
       inTimeline([...at, 'campaigns', ci, 'startAt'], c.startAt);
       c.audience.devices?.forEach((ref, di) => resolve([...at, 'campaigns', ci, 'audience', 'devices', di], ref, ui));
     });
+    checkSequences(user, at, add);
   });
 
   s.events.forEach((e, ei) => {
     inTimeline(['events', ei, 'at'], e.at);
-    if (!isCampaignEvent(e)) resolve(['events', ei, 'device'], e.device, undefined);
+    if (isDeviceEvent(e)) resolve(['events', ei, 'device'], e.device, undefined);
+    if (isTagEvent(e)) checkTagEvent(s, e, ['events', ei], directory, resolve, add);
   });
   checkCampaignEvents(s, add);
+  checkSequenceEvents(s, add);
   return issues;
+}
+
+const quoted = (names: readonly string[]) => names.slice(0, 10).map((n) => JSON.stringify(n)).join(', ') + (names.length > 10 ? ', ...' : '');
+
+/**
+ * A user's sequences: unique names, a `next` naming another sequence of the same user, and no
+ * chain that comes back to a sequence it passed (the API refuses such a `next` too).
+ */
+function checkSequences(user: ScenarioUser, at: Path, add: (path: Path, message: string) => void): void {
+  const seqs = sequencesOf(user);
+  const byName = new Map<string, number>();
+  seqs.forEach((q, qi) => {
+    const first = byName.get(q.name);
+    if (first === undefined) byName.set(q.name, qi);
+    else add([...at, 'sequences', qi, 'name'], `duplicate of ${formatPath([...at, 'sequences', first, 'name'])}`);
+  });
+  const names = [...byName.keys()];
+  const nextOf = (qi: number): number | undefined => {
+    const next = seqs[qi]!.next;
+    return next === undefined ? undefined : byName.get(next);
+  };
+  seqs.forEach((q, qi) => {
+    if (q.next !== undefined && !byName.has(q.next)) {
+      add([...at, 'sequences', qi, 'next'], `unknown sequence ${JSON.stringify(q.next)} (this user's sequences: ${quoted(names)})`);
+    }
+  });
+  // Each chain is walked once; a walk that meets its own path has found a loop.
+  const done = new Set<number>();
+  seqs.forEach((_, start) => {
+    const path: number[] = [];
+    const onPath = new Map<number, number>();
+    let cur: number | undefined = start;
+    while (cur !== undefined && !done.has(cur)) {
+      if (onPath.has(cur)) {
+        const loop = path.slice(onPath.get(cur));
+        // Told once, from the loop's first sequence in file order, so the message does not depend on where the walk began.
+        const first = loop.indexOf(Math.min(...loop));
+        const ordered = [...loop.slice(first), ...loop.slice(0, first)];
+        const chain = [...ordered, ordered[0]!].map((i) => JSON.stringify(seqs[i]!.name)).join(' -> ');
+        add([...at, 'sequences', ordered[0]!, 'next'], `the chain of sequences loops: ${chain}`);
+        break;
+      }
+      onPath.set(cur, path.length);
+      path.push(cur);
+      cur = nextOf(cur);
+    }
+    for (const i of path) done.add(i);
+  });
+}
+
+/** Whether `phone` is one of the user's leads: listed, or generated (prefix and N in 1..count). */
+function hasLead(user: ScenarioUser, phone: string): boolean {
+  if (Array.isArray(user.leads)) return user.leads.some((l) => l.phone === phone);
+  const g = user.leads;
+  if (!phone.startsWith(g.phonePrefix)) return false;
+  const rest = phone.slice(g.phonePrefix.length);
+  return /^\d{8}$/.test(rest) && Number(rest) >= 1 && Number(rest) <= g.count;
+}
+
+/** A tag event names an existing user, that user's devices and that user's leads. */
+function checkTagEvent(
+  s: Scenario,
+  e: TagEvent,
+  at: Path,
+  directory: DeviceDirectory,
+  resolve: (path: Path, ref: string, ui: number | undefined) => readonly ScenarioDevice[] | undefined,
+  add: (path: Path, message: string) => void,
+): void {
+  if (e.user !== undefined && e.user >= s.users.length) {
+    add([...at, 'user'], `no such user (the scenario has ${s.users.length} user${s.users.length === 1 ? '' : 's'})`);
+    return;
+  }
+  const leads = e.leads;
+  if (typeof leads === 'object' && !Array.isArray(leads) && leads.device !== undefined) {
+    if (!resolve([...at, 'leads', 'device'], leads.device, e.user)) return;
+  }
+  const ui = tagEventUser(e, (ref) => directory.resolve(ref)?.[0]?.userIndex);
+  const user = s.users[ui]!;
+  const phones = typeof leads === 'string' ? [leads] : Array.isArray(leads) ? leads : [];
+  phones.forEach((phone, pi) => {
+    if (!hasLead(user, phone)) add(typeof leads === 'string' ? [...at, 'leads'] : [...at, 'leads', pi], `no lead of users[${ui}] has the phone ${phone}`);
+  });
+}
+
+/**
+ * Sequence events name a sequence that exists (once across users), and alternate: a
+ * pauseSequence acts on an active sequence (one that is not `paused` from the start or paused by
+ * an earlier event), a resumeSequence on a paused one.
+ */
+function checkSequenceEvents(s: Scenario, add: (path: Path, message: string) => void): void {
+  const byName = new Map<string, { path: string; paused: boolean }[]>();
+  s.users.forEach((u, ui) =>
+    sequencesOf(u).forEach((q, qi) => {
+      const list = byName.get(q.name) ?? [];
+      list.push({ path: `users[${ui}].sequences[${qi}]`, paused: q.paused });
+      byName.set(q.name, list);
+    }),
+  );
+  const known = [...byName.keys()];
+  const hint = known.length === 0 ? 'the scenario has no sequences' : `sequences: ${quoted(known)}`;
+  const timelines = new Map<string, { event: SequenceEvent; index: number }[]>();
+  s.events.forEach((event, index) => {
+    if (!isSequenceEvent(event)) return;
+    const found = byName.get(event.sequence);
+    if (!found) return add(['events', index, 'sequence'], `unknown sequence ${JSON.stringify(event.sequence)} (${hint})`);
+    if (found.length > 1) {
+      return add(['events', index, 'sequence'], `${JSON.stringify(event.sequence)} names ${found.length} sequences (${found.map((f) => f.path).join(', ')}); sequences named in events must have unique names`);
+    }
+    const list = timelines.get(event.sequence) ?? [];
+    list.push({ event, index });
+    timelines.set(event.sequence, list);
+  });
+  for (const [name, list] of timelines) {
+    list.sort((a, b) => Date.parse(a.event.at) - Date.parse(b.event.at) || a.index - b.index);
+    let paused = byName.get(name)![0]!.paused;
+    let pausedBy: number | null = null;
+    for (const { event, index } of list) {
+      if (event.type === 'pauseSequence') {
+        if (paused) add(['events', index, 'type'], `the sequence ${JSON.stringify(name)} is already paused ${pausedBy === null ? 'from the start (paused: true)' : `by events[${pausedBy}]`}`);
+        paused = true;
+        pausedBy = index;
+      } else {
+        if (!paused) add(['events', index, 'type'], `the sequence ${JSON.stringify(name)} is not paused at that time (no pauseSequence event before it)`);
+        paused = false;
+      }
+    }
+  }
 }
 
 /**

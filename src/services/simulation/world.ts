@@ -1,10 +1,10 @@
 /**
  * Builds a validated scenario's world in a fresh database, at the scenario's start: users, devices
  * and campaigns through the same statements the rest of Fleetcast uses, leads through leads.ts
- * (pool leads, names and attributes in bulk). Nothing runs yet; the engine finds the campaigns
- * scheduled when it starts.
+ * (pool leads, names, attributes and triggers in bulk), sequences through sequences.ts, and the
+ * leads that carry a sequence's trigger enrolled in it. Nothing runs yet; the engine finds the
+ * campaigns scheduled and the enrollments waiting when it starts.
  */
-import { EVERY_DAY, type SendWindow } from '../../engine/pacing.js';
 import type { Queryable } from '../../store/db.js';
 import { insertCampaign } from '../../store/sql/campaigns.js';
 import { insertDevices } from '../../store/sql/devices.js';
@@ -13,7 +13,12 @@ import { ensureWindow } from '../../store/sql/windows.js';
 import { DeviceDirectory, expandDevices, type ScenarioDevice } from './devices.js';
 import { generateScenarioLeads } from './leads.js';
 import { insertLeads } from '../../store/sql/leads.js';
-import { emailOf, WEEKDAYS, type CampaignSpec, type Scenario, type ScenarioUser, type WindowSpec } from './scenario.js';
+import { emailOf, type CampaignSpec, type Scenario, type ScenarioUser } from './scenario.js';
+import { enrollTaggedAtStart, insertUserSequences, type WorldSequence } from './sequences.js';
+import { sendWindowOf } from './windows.js';
+
+export { sendWindowOf } from './windows.js';
+export type { WorldSequence } from './sequences.js';
 
 export interface WorldDevice extends ScenarioDevice {
   id: number;
@@ -31,6 +36,8 @@ export interface World {
   userIds: number[];
   /** Every campaign, in scenario order (ids follow this order). */
   campaigns: WorldCampaign[];
+  /** Every sequence, in scenario order (ids follow this order). */
+  sequences: WorldSequence[];
 }
 
 export async function buildWorld(db: Queryable, scenario: Scenario, now: Date): Promise<World> {
@@ -95,7 +102,14 @@ export async function buildWorld(db: Queryable, scenario: Scenario, now: Date): 
       campaigns.push({ id, name: c.name, userIndex: ui, spec: c });
     }
   }
-  return { devices: directory, userIds, campaigns };
+  // Sequences after every lead, so the leads carrying a trigger at the start are all there to enroll.
+  const sequences: WorldSequence[] = [];
+  for (const [ui, user] of scenario.users.entries()) {
+    const mine = await insertUserSequences(db, userIds[ui]!, user, ui, now);
+    await enrollTaggedAtStart(db, userIds[ui]!, mine, now);
+    sequences.push(...mine);
+  }
+  return { devices: directory, userIds, campaigns, sequences };
 }
 
 async function insertUserLeads(
@@ -136,20 +150,9 @@ async function insertUserLeads(
       niches: g.niches,
       status: g.status,
       attributes: g.attributes ?? {},
+      triggers: g.triggers,
+      ...(g.triggerCount === undefined ? {} : { triggerCount: g.triggerCount }),
     },
     now,
   );
-}
-
-const minuteOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
-
-/** A scenario window as the engine stores it; an end of 00:00 means the midnight ending the day. */
-export function sendWindowOf(w: WindowSpec, userZone: string): SendWindow {
-  const end = minuteOf(w.end);
-  return {
-    timeZone: w.timeZone ?? userZone,
-    startMinute: minuteOf(w.start),
-    endMinute: end === 0 ? 1440 : end,
-    days: w.days ? w.days.reduce((mask, day) => mask | (1 << WEEKDAYS.indexOf(day)), 0) : EVERY_DAY,
-  };
 }

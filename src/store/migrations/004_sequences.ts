@@ -14,12 +14,18 @@
  *   a sequence twice, whatever edits happen while leads are on the way.
  * - A step's delay is calendar days plus minutes: a day after 10:00 is 10:00 the next day in the
  *   owner's zone, 23 or 25 hours across a DST change.
+ * - Enrollments keep no foreign keys, as the outbox keeps none: three lookups per inserted row
+ *   were 60% of enrolling 200,000 leads on PostgreSQL (4.6 s against 1.8 s) and half of it on
+ *   PGlite. Deleting a lead, a sequence or a user deletes their enrollments explicitly.
  * - A cancelled step message (its device was deleted) may be written again for another device, so
  *   the (enrollment, step) key now leaves cancelled rows out; a sent one can still never repeat.
  */
 export const sql = `
 alter table sequence_steps add column delay_days integer not null default 0 check (delay_days >= 0);
 
+alter table enrollments drop constraint enrollments_user_id_fkey;
+alter table enrollments drop constraint enrollments_sequence_id_fkey;
+alter table enrollments drop constraint enrollments_lead_id_fkey;
 alter table enrollments add column message_id bigint;
 alter table enrollments add column planned_at timestamptz;
 alter table enrollments add column chain_root bigint;

@@ -274,7 +274,9 @@ export async function cancelPendingForLeadFilter(db: Queryable, where: string, p
   return res.rowCount;
 }
 
+/** Deletes the leads the clause selects, and their enrollments (which keep no foreign key). */
 export async function deleteLeads(db: Queryable, where: string, params: unknown[]): Promise<number> {
+  await db.query(`delete from enrollments where lead_id in (select l.id from leads l where ${where})`, params);
   const res = await db.query(`delete from leads l where ${where}`, params);
   return res.rowCount;
 }

@@ -134,8 +134,8 @@ export async function chainReaches(db: Queryable, tenantId: number, start: numbe
 }
 
 /**
- * Deletes the sequence after cancelling the waiting messages of its enrollments (which cascade
- * with it, while the outbox keeps no foreign key and would otherwise send on).
+ * Deletes the sequence and its enrollments after cancelling the waiting messages of its
+ * enrollments (the outbox keeps no foreign key and would otherwise send on).
  */
 export async function deleteSequenceRow(db: Queryable, tenantId: number, id: number, now: Date): Promise<boolean> {
   if (!(await lockSequence(db, tenantId, id))) return false;
@@ -144,6 +144,7 @@ export async function deleteSequenceRow(db: Queryable, tenantId: number, id: num
       where enrollment_id in (select id from enrollments where sequence_id = $1) and status in ('pending', 'held')`,
     [id, now],
   );
+  await db.query(`delete from enrollments where sequence_id = $1`, [id]);
   await db.query(`delete from sequences where id = $1`, [id]);
   return true;
 }

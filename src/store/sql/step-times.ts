@@ -5,7 +5,7 @@
  *
  * The rule, for the step after a message that went out at `done`:
  *   base    = the previous step's planned time, or `done` less GRACE if it went out later than that
- *   planned = base + the step's delay (days on the owner's calendar, then minutes), then moved to
+ *   planned = base + the step's delay (days on the owner's calendar, then elapsed minutes), then moved to
  *             the first time at or after it that shows the step's send time on the owner's clock
  *   due     = the later of `planned` and `done` + the delay: a step never follows its predecessor
  *             sooner than its delay.
@@ -21,9 +21,13 @@
 /** How late a message may go out and still leave the next step on the sequence's rhythm. */
 export const RHYTHM_GRACE = `interval '1 hour'`;
 
-/** SQL for `t` + `days` calendar days + `minutes`, on the clock of zone `tz` (all SQL expressions). */
+/**
+ * SQL for `t` + `days` calendar days on the clock of zone `tz` (a day after 10:00 is 10:00 the
+ * next day, 23 or 25 hours across a DST change), then + `minutes` of elapsed time (hours and
+ * minutes are durations: 144 hours are 144 hours whatever the clock does). All SQL expressions.
+ */
 export function localAdd(t: string, days: string, minutes: string, tz: string): string {
-  return `(((${t}) at time zone ${tz}) + make_interval(days => ${days}, mins => ${minutes})) at time zone ${tz}`;
+  return `(((((${t}) at time zone ${tz}) + make_interval(days => ${days})) at time zone ${tz}) + make_interval(mins => ${minutes}))`;
 }
 
 /**

@@ -163,6 +163,8 @@ export async function deleteUser(db: Queryable, id: number, now: Date, parentId?
       where user_id = $1 and status in ('pending', 'held')`,
     [id, now],
   );
+  // Enrollments keep no foreign key: they go with their leads here, the rest cascades.
+  await db.query(`delete from enrollments where lead_id in (select id from leads where user_id = $1)`, [id]);
   await db.query(`delete from users where id = $1`, [id]);
   return devices.rows.map((r) => r.id);
 }

@@ -103,10 +103,22 @@ export function recordSend(settings: PacingSettings, history: SendHistory, at: n
   return { lastSendAt: at, gapMs: nextGapMs, recent, dayStart, dayEnd, dayCount };
 }
 
-/** A uniformly drawn whole number of milliseconds in [min, max]. `random` returns [0, 1). */
+/**
+ * A uniformly drawn gap in [min, max]. `random` returns [0, 1). A range of a second or more is
+ * drawn in whole seconds from min (5-15 s: one of 5, 6, ... 15 s); a narrower one in milliseconds.
+ *
+ * Why whole seconds: a gap is counted from the moment of the send, which in real time carries the
+ * loop's and the network's own milliseconds, so sends never line up on the second and nothing
+ * human-like is lost. On the virtual clock, where every send happens exactly on time, whole
+ * seconds let hundreds of devices fall due at the same instant and be claimed in one statement:
+ * drawn to the millisecond, 3,000 devices at 5-15 s gaps fell due one or two at a time, two claim
+ * statements a message (128 messages a wall second in a 21-day simulation).
+ */
 export function drawGap(minMs: number, maxMs: number, random: () => number): number {
   if (maxMs <= minMs) return minMs;
-  return minMs + Math.floor(random() * (maxMs - minMs + 1));
+  const span = maxMs - minMs;
+  if (span < 1000) return minMs + Math.floor(random() * (span + 1));
+  return minMs + 1000 * Math.floor(random() * (Math.floor(span / 1000) + 1));
 }
 
 /**

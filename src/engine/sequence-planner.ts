@@ -2,9 +2,10 @@
  * The sequence planner: writes each enrollment's next message when it falls due, never earlier.
  *
  * An enrollment waits with message_id null and next_due_at set; only then is it in
- * enrollments_plan_idx. When next_due_at comes (a few minutes ahead, PLAN_AHEAD_MS, so steps due
- * close together are written together; the message still waits for its due time), and its
- * sequence is active, the planner writes
+ * enrollments_plan_idx. When next_due_at comes, and its sequence is active, the planner writes it
+ * together with every step falling due in the next few minutes (PLAN_AHEAD_MS: steps spread by a
+ * device's pacing are written in one statement, not one wake-up each; each message still waits
+ * for its own due time). It writes
  * the step's message for a batch of such enrollments in one statement (the step's current body,
  * rendered per lead) and links it; the dispatcher sends it; recording its outcome moves the
  * enrollment on (sequence-progress.ts), and it waits again. So the outbox holds at most one
@@ -101,7 +102,7 @@ export class SequencePlanner {
     } catch {
       // Any other payload means "look again".
     }
-    if (due !== undefined && this.sleepingUntil !== undefined && due - this.aheadMs >= this.sleepingUntil) {
+    if (due !== undefined && this.sleepingUntil !== undefined && due >= this.sleepingUntil) {
       // It will look by then anyway; it must only not believe that nothing waits.
       if (this.nextAt === null || (this.nextAt !== undefined && due < this.nextAt)) this.nextAt = due;
       return;
@@ -128,7 +129,9 @@ export class SequencePlanner {
         const next = await nextPlanningAt(this.db);
         this.nextAt = next === null ? null : next.getTime();
         const now = this.clock.now();
-        const until = Math.min((this.nextAt ?? Infinity) - this.aheadMs, now + this.pollMs);
+        // Wake when the first waiting step is due and write every step due within aheadMs of it:
+        // waking aheadMs early instead would take the steps one at a time as they come into reach.
+        const until = Math.min(this.nextAt ?? Infinity, now + this.pollMs);
         if (until <= now) continue;
         const signal = this.wake.signal;
         this.sleepingUntil = until;

@@ -634,9 +634,9 @@ function suite(backend: Backend): void {
         assert.deepEqual(
           inFlight.sort((a, b) => a.id - b.id),
           [
-            { id: proven, device_id: d1, campaign_id: f.campaign, at_least_once: false },
-            { id: retried, device_id: d1, campaign_id: f.atLeastOnce, at_least_once: true },
-            { id: lost, device_id: d1, campaign_id: null, at_least_once: false },
+            { id: proven, device_id: d1, campaign_id: f.campaign, enrollment_id: null, at_least_once: false },
+            { id: retried, device_id: d1, campaign_id: f.atLeastOnce, enrollment_id: null, at_least_once: true },
+            { id: lost, device_id: d1, campaign_id: null, enrollment_id: 5, at_least_once: false },
           ],
         );
 

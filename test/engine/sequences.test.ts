@@ -419,7 +419,8 @@ function checkRhythm(
     // Written at most the planner's lookahead before it is due, never before the previous one finished.
     const writable = Math.max(due - writeAhead, done);
     assert.ok(created >= writable, `${label}: written at ${wall(created, zone)}, before ${wall(writable, zone)}`);
-    assert.ok(created - writable <= 2000, `${label}: written late, at ${wall(created, zone)}`);
+    // The planner wakes when the first waiting step is due and writes the ones due soon after with it.
+    assert.ok(created - Math.max(due, done) <= 2000, `${label}: written late, at ${wall(created, zone)}`);
     if (!opts.window) assert.equal(iso(m.not_before.getTime()), iso(due), `${label}: not_before`);
     const finished = (m.sent_at ?? m.finished_at)!.getTime();
     const could = opts.window ? nextWindowOpening(opts.window, due) : due;

@@ -46,6 +46,7 @@ import {
   type StepRow,
 } from '../store/sql/sequences.js';
 import { leadScopeOf, type Actor } from './actor.js';
+import { iso } from './accounts/views.js';
 import {
   hhmmOf,
   mediaView,
@@ -188,8 +189,6 @@ export interface EnrollmentView {
   updated_at: string;
   completed_at: string | null;
 }
-
-const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
 
 export function enrollmentView(e: EnrollmentRow): EnrollmentView {
   return {

@@ -8,6 +8,8 @@ import { SEQUENCES_CHANNEL, WORK_CHANNEL, workPayload } from '../engine/events.j
 import type { Db, Queryable } from '../store/db.js';
 import {
   enrollLeadsWhere,
+  isEnrollmentRace,
+  type EnrollRace,
   exitEnrollment,
   getEnrollment,
   holdEnrollmentMessages,
@@ -515,14 +517,21 @@ export class SequenceService {
     let where = leadWhere(leadScopeOf(actor), input.filter ?? {}, params);
     if (input.lead_ids !== undefined) where += ` and l.id = any($${params.push(input.lead_ids)}::bigint[])`;
     const now = this.now();
-    const r = await this.db.transaction(async (tx) => {
-      if (!(await lockSequence(tx, actor.tenantId, id))) throw notFound('sequence');
-      if ((await listSteps(tx, id)).length === 0) {
-        throw unprocessable('SEQUENCE_HAS_NO_STEPS', 'add a step before enrolling leads', [{ path: 'steps', message: 'the sequence has no steps' }]);
-      }
-      const matched = await tx.query<{ n: number }>(`select count(*)::int as n from leads l where ${where}`, params);
-      const made = await enrollLeadsWhere(tx, id, where, params, 'api', now);
-      return { matched: matched.rows[0]!.n, ...made };
+    const attempt = (race: EnrollRace) =>
+      this.db.transaction(async (tx) => {
+        if (!(await lockSequence(tx, actor.tenantId, id))) throw notFound('sequence');
+        if ((await listSteps(tx, id)).length === 0) {
+          throw unprocessable('SEQUENCE_HAS_NO_STEPS', 'add a step before enrolling leads', [{ path: 'steps', message: 'the sequence has no steps' }]);
+        }
+        const matched = await tx.query<{ n: number }>(`select count(*)::int as n from leads l where ${where}`, params);
+        const made = await enrollLeadsWhere(tx, id, where, params, 'api', now, race);
+        return { matched: matched.rows[0]!.n, ...made };
+      });
+    // The fast form fails if a lead entered this sequence by trigger while the statement ran (rare);
+    // the whole enrollment is then made again, skipping such leads.
+    const r = await attempt('fail').catch((err: unknown) => {
+      if (isEnrollmentRace(err)) return attempt('skip');
+      throw err;
     });
     if (r.enrolled > 0) await this.announce(r.firstDue);
     return { matched: r.matched, enrolled: r.enrolled, skipped: r.matched - r.enrolled };

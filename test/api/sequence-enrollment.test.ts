@@ -18,7 +18,7 @@ import { insertDevices } from '../../src/store/sql/devices.js';
 import { chainCompleted, dueEnrollments, settleUnplanned, stepsOf, writeDueMessages, type PlannedMessage } from '../../src/store/sql/enrollments.js';
 import { insertLeads } from '../../src/store/sql/leads.js';
 import { expectError, ok, openApi, tenant, type Caller, type TestApi } from '../helpers/api.js';
-import { backends } from '../helpers/db.js';
+import { backends, openSecondPool } from '../helpers/db.js';
 
 const base = '/api/v1/sequences';
 const MINUTE = 60_000;
@@ -313,6 +313,48 @@ for (const backend of backends) {
       assert.equal(new Set(raced.map((r) => r.lead_id)).size, 4);
       assert.equal(raced.length, 4);
     });
+
+    it(
+      'a lead that enters by trigger while a bulk enrollment runs is skipped by it, not an error',
+      { skip: backend !== 'postgres' && 'needs a second connection' },
+      async () => {
+        const owner = await tenant(api);
+        const dev = await device(owner);
+        const ids = await leads(owner, 5, { deviceId: dev });
+        const seq = await sequence(owner, {}, [{}]);
+        const second = await openSecondPool(api.t);
+        try {
+          // Another connection enrolls the first lead and holds its transaction open, so the bulk
+          // statement's snapshot cannot see that row and meets it only in the unique index.
+          let commit!: () => void;
+          const held = new Promise<void>((resolve) => (commit = resolve));
+          let inserted!: () => void;
+          const insertedYet = new Promise<void>((resolve) => (inserted = resolve));
+          const other = second.transaction(async (tx) => {
+            await tx.query(
+              `insert into enrollments (user_id, sequence_id, lead_id, current_step, planned_at, next_due_at, status, enrolled_at, updated_at, source)
+               values ($1, $2, $3, 1, $4, $4, 'active', $4, $4, 'trigger')`,
+              [owner.userId, seq, ids[0], now()],
+            );
+            inserted();
+            await held;
+          });
+          await insertedYet;
+          const answer = enroll(owner, seq, { filter: {} });
+          await new Promise((r) => setTimeout(r, 300));
+          commit();
+          await other;
+          assert.deepEqual(await answer, { matched: 5, enrolled: 4, skipped: 1 });
+          const rows = await enrollmentRows(seq);
+          assert.deepEqual(
+            rows.map((r) => [r.lead_id, r.source]).sort(byLead),
+            ids.map((id, i) => [id, i === 0 ? 'trigger' : 'api']),
+          );
+        } finally {
+          await second.close();
+        }
+      },
+    );
 
     it('refuses a bad enroll request with a stable code and writes nothing', async () => {
       const owner = await tenant(api);

@@ -102,9 +102,11 @@ export function parseBenchArgs(name: string, usage: string, args: string[], defa
   }
   const numbers: Record<string, number> = {};
   const errors: string[] = [];
-  for (const k of Object.keys(defaults)) {
+  for (const [k, d] of Object.entries(defaults)) {
     const n = Number(values[k]);
-    if (!Number.isInteger(n) || n < 1) errors.push(`--${k} must be a whole number >= 1`);
+    // An option that defaults to 0 is an opt-in count (e.g. --walk), so 0 stays allowed for it.
+    const min = d === 0 ? 0 : 1;
+    if (!Number.isInteger(n) || n < min) errors.push(`--${k} must be a whole number >= ${min}`);
     numbers[k] = n;
   }
   if (values.db !== 'pglite' && values.db !== 'postgres') errors.push('--db must be pglite or postgres');

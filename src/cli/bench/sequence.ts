@@ -101,7 +101,7 @@ export async function benchSequence(args: string[]): Promise<number> {
 
     say('enrolling...');
     const t0 = Date.now();
-    const enrolled = await enrollLeadsWhere(db, sequenceId, `l.user_id = $1`, [userId], 'api', now);
+    const enrolled = await enrollLeadsWhere(db, sequenceId, `l.user_id = $1`, [userId], 'api', now, 'fail');
     const enrollSeconds = (Date.now() - t0) / 1000;
     await check();
 

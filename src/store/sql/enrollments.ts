@@ -43,8 +43,23 @@ function firstStepTimes(now: string): { planned: string; due: string } {
 const INSERT_COLUMNS = `user_id, sequence_id, lead_id, current_step, planned_at, next_due_at, status, enrolled_at, updated_at, source, chain_root, chain_depth`;
 
 /**
- * Enrolls the leads of `candidates` (SQL yielding lead_id and sequence_id, its parameters already
- * in `params`) into those sequences, all in one statement. A lead is left out when it opted out,
+ * What a bulk enrollment does when it meets a live enrollment made by a transaction that committed
+ * after its snapshot: `skip` that lead (ON CONFLICT DO NOTHING), or `fail` with a unique violation
+ * (see isEnrollmentRace) for a caller that retries with `skip`. Measured on PostgreSQL, 1,000,000
+ * leads into a new sequence: 16.2 s with the conflict check, 11.5 s without it.
+ */
+export type EnrollRace = 'skip' | 'fail';
+
+/** True for the unique violation a bulk enrollment with `race: 'fail'` raises. */
+export function isEnrollmentRace(err: unknown): boolean {
+  const e = err as { code?: unknown; constraint?: unknown; message?: unknown } | null;
+  if (e === null || typeof e !== 'object' || e.code !== '23505') return false;
+  return e.constraint === 'enrollments_live_key' || (typeof e.message === 'string' && e.message.includes('enrollments_live_key'));
+}
+
+/**
+ * Enrolls the leads of `candidates` (SQL yielding lead_id, sequence_id and the lead's user_id as
+ * lead_user_id and its opted_out_at, its parameters already in `params`) into those sequences, all in one statement. A lead is left out when it opted out,
  * when the sequence has no step yet, when it is in the sequence now, or, for a sequence that never
  * takes a lead twice, when it ever was. Returns how many enrollments were made and the earliest due.
  */
@@ -54,7 +69,7 @@ async function enrollCandidates(
   params: unknown[],
   source: EnrollmentSource,
   now: Date,
-  bulkSequenceId: number | null = null,
+  bulk: { sequenceId: number; race: EnrollRace } | null = null,
 ): Promise<EnrollResult> {
   const p = binder(params);
   const nowP = `${p(now)}::timestamptz`;
@@ -65,24 +80,32 @@ async function enrollCandidates(
   // a new sequence: the probe form was planned as a scan of the (then empty) table per lead, and
   // every lead saw the rows inserted before it: 107 s; the hashed form takes about a second.
   const blocked =
-    bulkSequenceId === null
+    bulk === null
       ? `not exists (select 1 from enrollments e
-                      where e.lead_id = l.id and e.sequence_id = s.id
-                        and (s.reentry = 'never' or e.status in ${LIVE}))`
-      : `l.id not in (select e.lead_id from enrollments e join sequences es on es.id = e.sequence_id
-                       where e.sequence_id = ${p(bulkSequenceId)}::bigint
+                      where e.lead_id = c.lead_id and e.sequence_id = f.sequence_id
+                        and (f.reentry = 'never' or e.status in ${LIVE}))`
+      : `c.lead_id not in (select e.lead_id from enrollments e join sequences es on es.id = e.sequence_id
+                       where e.sequence_id = ${p(bulk.sequenceId)}::bigint
                          and (es.reentry = 'never' or e.status in ${LIVE}))`;
+  const onConflict = bulk?.race === 'fail' ? '' : `on conflict (sequence_id, lead_id) where status in ${LIVE} do nothing`;
+  // The first step's times depend only on the sequence, its owner and now, so they are worked out
+  // once per sequence (\`first\`) rather than per lead: for 1,000,000 leads the per-row time zone
+  // arithmetic was about 3 s of a 19 s enrollment on PostgreSQL.
   const res = await db.query<{ n: number; first_due: Date | null }>(
-    `with ins as (
-       insert into enrollments (${INSERT_COLUMNS})
-       select s.user_id, s.id, l.id, 1, ${t.planned}, ${t.due}, 'active', ${nowP}, ${nowP}, ${p(source)}, null, 0
-         from (${candidates}) as c
-         join sequences s on s.id = c.sequence_id
+    `with c as materialized (${candidates}),
+     first as materialized (
+       select s.id as sequence_id, s.user_id, s.reentry, ${t.planned} as planned, ${t.due} as due
+         from sequences s
          join sequence_steps st on st.sequence_id = s.id and st.position = 1
          join users u on u.id = s.user_id
-         join leads l on l.id = c.lead_id and l.user_id = s.user_id and l.opted_out_at is null
-        where ${blocked}
-       on conflict (sequence_id, lead_id) where status in ${LIVE} do nothing
+        where s.id in (select distinct sequence_id from c)),
+     ins as (
+       insert into enrollments (${INSERT_COLUMNS})
+       select f.user_id, f.sequence_id, c.lead_id, 1, f.planned, f.due, 'active', ${nowP}, ${nowP}, ${p(source)}, null, 0
+         from c
+         join first f on f.sequence_id = c.sequence_id
+        where c.lead_user_id = f.user_id and c.opted_out_at is null and ${blocked}
+       ${onConflict}
        returning next_due_at)
      select count(*)::int as n, min(next_due_at) as first_due from ins`,
     params,
@@ -105,10 +128,11 @@ export function enrollLeadsWhere(
   whereParams: readonly unknown[],
   source: EnrollmentSource,
   now: Date,
+  race: EnrollRace = 'skip',
 ): Promise<EnrollResult> {
   const params = [...whereParams];
   const seq = `${binder(params)(sequenceId)}::bigint`;
-  return enrollCandidates(db, `select l.id as lead_id, ${seq} as sequence_id from leads l where ${leadWhere}`, params, source, now, sequenceId);
+  return enrollCandidates(db, `select l.id as lead_id, ${seq} as sequence_id, l.user_id as lead_user_id, l.opted_out_at from leads l where ${leadWhere}`, params, source, now, { sequenceId, race });
 }
 
 /**
@@ -125,9 +149,10 @@ export function enrollGainedTags(
   if (gained.length === 0) return Promise.resolve({ enrolled: 0, firstDue: null });
   const params: unknown[] = [];
   const p = binder(params);
-  const candidates = `select g.lead_id, s.id as sequence_id
+  const candidates = `select g.lead_id, s.id as sequence_id, l.user_id as lead_user_id, l.opted_out_at
       from unnest(${p(gained.map((g) => g.leadId))}::bigint[], ${p(gained.map((g) => g.tag))}::text[]) as g(lead_id, tag)
-      join sequences s on s.user_id = ${p(tenantId)}::bigint and s.trigger = g.tag`;
+      join sequences s on s.user_id = ${p(tenantId)}::bigint and s.trigger = g.tag
+      join leads l on l.id = g.lead_id`;
   return enrollCandidates(db, candidates, params, source, now);
 }
 
@@ -146,7 +171,7 @@ export function enrollBeforeTagging(
   if (tags.length === 0) return Promise.resolve({ enrolled: 0, firstDue: null });
   const params = [...whereParams];
   const p = binder(params);
-  const candidates = `select l.id as lead_id, s.id as sequence_id
+  const candidates = `select l.id as lead_id, s.id as sequence_id, l.user_id as lead_user_id, l.opted_out_at
       from leads l
       join sequences s on s.user_id = ${p(tenantId)}::bigint and s.trigger = any(${p(tags)}::text[])
      where ${leadWhere} and not (s.trigger = any(l.triggers))`;

@@ -814,6 +814,37 @@ describe('simulated devices (property checks)', () => {
 });
 
 describe('send windows', () => {
+  it('answers from its per-day cache exactly as working the occurrences out from the instant itself', () => {
+    // The reference is the uncached rule: the occurrences from the local day before t, in order.
+    const reference = (w: SendWindow, t: number): number => {
+      const first = DateTime.fromMillis(t, { zone: w.timeZone }).startOf('day').minus({ days: 1 });
+      const wall = (day: DateTime, minute: number): number =>
+        day.startOf('day').plus({ days: Math.floor(minute / 1440) }).set({ hour: Math.floor((minute % 1440) / 60), minute: minute % 60 }).toMillis();
+      for (let i = 0; i < 9; i++) {
+        const day = first.plus({ days: i });
+        if ((w.days & (1 << (day.weekday - 1))) === 0) continue;
+        const open = wall(day, w.startMinute);
+        const close = wall(w.endMinute > w.startMinute ? day : day.plus({ days: 1 }), w.endMinute);
+        if (close > open && close > t) return Math.max(open, t);
+      }
+      throw new Error('never opens');
+    };
+    const zones = [KL, NY, LONDON, 'Australia/Lord_Howe', 'Asia/Kathmandu', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'America/Sao_Paulo', 'UTC'];
+    const random = seededRandom(831);
+    const pick = (n: number): number => Math.floor(random() * n);
+    const from = at('2026-01-01T00:00:00Z');
+    // Instants are asked out of order and the same windows again and again, so most answers come
+    // from cache entries made for other instants of the same UTC day.
+    for (let i = 0; i < 4000; i++) {
+      const start = pick(48) * 30;
+      const w: SendWindow = { timeZone: zones[pick(zones.length)]!, startMinute: start, endMinute: (start + 30 + pick(46) * 30) % 1440, days: 1 + pick(127) };
+      const t = from + pick(730) * DAY_MS + pick(DAY_MS);
+      assert.equal(nextWindowOpening(w, t), reference(w, t), `${JSON.stringify(w)} at ${iso(t)}`);
+      const later = t + pick(DAY_MS);
+      assert.equal(nextWindowOpening(w, later), reference(w, later), `${JSON.stringify(w)} at ${iso(later)}`);
+    }
+  });
+
   describe('09:00-18:00 Asia/Kuala_Lumpur (UTC+8)', () => {
     const w = window(KL, '09:00', '18:00');
     const cases: [string, string, string][] = [

@@ -523,10 +523,15 @@ export class Dispatcher {
         const slot = m === undefined ? undefined : this.slots.get(m);
         if (slot) slot.headAt = undefined;
       }
-      for (const o of outcomes) this.messageDevice.delete(o.id);
+      const devices = new Set<number>();
+      for (const o of outcomes) {
+        const d = this.messageDevice.get(o.id);
+        if (d !== undefined) devices.add(d);
+        this.messageDevice.delete(o.id);
+      }
       this.stats.recorded += outcomes.length;
       const now = this.clock.now();
-      this.events.emit('outcomes.recorded', { count: outcomes.length, at: now });
+      this.events.emit('outcomes.recorded', { count: outcomes.length, at: now, devices: [...devices], statuses: statuses.size });
       await closeFinishedCampaigns(this.db, this.events, campaigns, now);
       if (progressed) await this.announceProgress(progressed, now);
     } catch (error) {

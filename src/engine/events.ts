@@ -10,7 +10,8 @@ export interface EngineEventMap {
   'message.reply': { deviceId: number; from: string; text: string; at: number };
   'campaign.started': { campaignId: number; messages: number; mode: 'owned' | 'pool'; at: number };
   'campaign.completed': { campaignId: number; at: number };
-  'outcomes.recorded': { count: number; at: number };
+  /** `devices`: the devices whose messages these outcomes were; `statuses`: device status changes written with them. */
+  'outcomes.recorded': { count: number; at: number; devices: number[]; statuses: number };
   'sequence.planned': { messages: number; at: number };
   'enrollments.progressed': { next: number; completed: number; exited: number; chained: number; at: number };
   'enrollments.exited': { leadIds: number[]; reason: string; exited: number; at: number };

@@ -19,9 +19,17 @@
  *   a pending row through that device, and the lead now belongs to it.
  *
  * States of the loop: idle (no running pool campaign) -> pass (every running pool campaign) ->
- * sleeping until the earliest quota frees, a poll interval, or a poke (a recorded batch of sends,
- * a device status change, a campaign change). The poll covers what a poke cannot reach: another
- * process's device events on a shared PostgreSQL.
+ * sleeping until the earliest quota frees, a poll interval, or a poke (a recorded batch of sends
+ * that can let a device take a lead, a device status change, a campaign change). The poll covers
+ * what a poke cannot reach: another process's device events on a shared PostgreSQL.
+ *
+ * Which recorded sends poke: under the lockstep rule a device that finishes gets its next lead only
+ * once the slowest devices (those whose finished count is the floor) have all finished theirs. A
+ * pass therefore remembers those "gate" devices per campaign, and a recorded batch pokes only when
+ * it takes the last gate of some campaign (or when no gates are known yet). Measured in the pool
+ * benchmark (10,000 leads, 125 devices): 1,472 passes, 13.5 s of a 34 s run, poking on every batch;
+ * most of them found no device to serve. A send counted against a gate that was another campaign's
+ * only brings a pass forward, which is harmless.
  */
 import type { Logger } from 'pino';
 import type { Db, Queryable } from '../store/db.js';
@@ -69,6 +77,8 @@ export class PoolAllocator {
   private running: number[] = [];
   private nextWake: number | null = null;
   private dirty = true;
+  /** Per campaign, the devices whose sends must finish before any device can take a lead. */
+  private readonly gates = new Map<number, Set<number>>();
   readonly stats = { passes: 0, allocated: 0, moved: 0, passMs: 0 };
 
   constructor(
@@ -90,8 +100,9 @@ export class PoolAllocator {
     this.offs.push(
       await this.db.listen(CAMPAIGNS_CHANNEL, () => this.poke()),
       await this.db.listen(DEVICES_CHANNEL, () => this.poke()),
-      this.events.on('outcomes.recorded', () => {
-        if (this.running.length > 0) this.poke();
+      // A device status written by the dispatcher (online, offline) can change who is usable.
+      this.events.on('outcomes.recorded', ({ devices, statuses }) => {
+        if (this.running.length > 0 && (this.opensAGate(devices) || statuses > 0)) this.poke();
       }),
       this.events.on('device.status', () => this.poke()),
       this.events.on('device.restricted', () => this.poke()),
@@ -106,6 +117,19 @@ export class PoolAllocator {
     for (const off of this.offs.splice(0)) await off();
   }
 
+  /** Takes finished devices off the gates; true when some campaign has none left (or none known). */
+  private opensAGate(devices: readonly number[]): boolean {
+    let opened = false;
+    for (const id of this.running) {
+      const gate = this.gates.get(id);
+      if (gate === undefined) return true;
+      if (gate.size === 0) continue;
+      for (const d of devices) gate.delete(d);
+      if (gate.size === 0) opened = true;
+    }
+    return opened;
+  }
+
   poke(): void {
     this.dirty = true;
     if (!this.wake.signal.aborted) this.wake.abort('poke');
@@ -116,6 +140,7 @@ export class PoolAllocator {
       try {
         this.dirty = false;
         this.running = await runningPoolCampaignIds(this.db);
+        for (const id of this.gates.keys()) if (!this.running.includes(id)) this.gates.delete(id);
         let wakeAt: number | null = null;
         for (const id of this.running) {
           const r = await this.allocate(id);
@@ -152,7 +177,11 @@ export class PoolAllocator {
       return { ...r, userId: c.user_id };
     });
     this.stats.passMs += performance.now() - t0;
-    if (!out) return null;
+    if (!out) {
+      this.gates.delete(campaignId);
+      return null;
+    }
+    this.gates.set(campaignId, new Set(out.gates));
     this.stats.passes++;
     this.stats.allocated += out.allocated;
     this.stats.moved += out.moved;
@@ -165,6 +194,8 @@ export class PoolAllocator {
 interface PassOutcome extends PassResult {
   /** Devices given work (the dispatcher is told). */
   devices: number[];
+  /** Devices holding the floor with a send open: the next lead waits for all of them. */
+  gates: number[];
   queueEmpty: boolean;
 }
 
@@ -192,7 +223,7 @@ async function allocatePass(tx: Queryable, c: PoolCampaign, now: number): Promis
   for (const d of gone) if (d.was_active && d.lane !== null) laneUpdates.push({ deviceId: d.id, lane: d.lane, active: false });
   await saveLanes(tx, c.id, laneUpdates);
 
-  const result: PassOutcome = { allocated: 0, moved: 0, wakeAt: null, devices: [], queueEmpty: false };
+  const result: PassOutcome = { allocated: 0, moved: 0, wakeAt: null, devices: [], gates: [], queueEmpty: false };
   // A paused or restricted device comes back by itself, with nothing to announce it: wake then.
   for (const d of gone) {
     if (d.paused_until !== null && (allowed === null || allowed.has(d.id))) {
@@ -209,6 +240,9 @@ async function allocatePass(tx: Queryable, c: PoolCampaign, now: number): Promis
 
   // Who may take a lead now: nothing open, and no further ahead than the slowest has finished.
   const floor = Math.min(...active.map(finished));
+  const gatesAfter = (served: readonly number[]): number[] =>
+    active.filter((d) => finished(d) === floor && (d.outstanding > 0 || served.includes(d.id))).map((d) => d.id);
+  result.gates = gatesAfter([]);
   let candidates = active.filter((d) => d.outstanding === 0 && (d.lane ?? 0) <= floor).sort((a, b) => (a.lane ?? 0) - (b.lane ?? 0) || a.id - b.id);
 
   // Quotas, counted from attempts (and nothing open, by construction of the candidates).
@@ -273,5 +307,6 @@ async function allocatePass(tx: Queryable, c: PoolCampaign, now: number): Promis
     waiting = waiting.filter((d) => !served.has(d.id));
     if (result.queueEmpty || rows.length === 0) break;
   }
+  result.gates = gatesAfter(result.devices);
   return result;
 }

@@ -79,6 +79,8 @@ export class PoolAllocator {
   private dirty = true;
   /** Per campaign, the devices whose sends must finish before any device can take a lead. */
   private readonly gates = new Map<number, Set<number>>();
+  /** Devices whose sends were recorded while a pass ran: the pass read them as still open. */
+  private recordedDuringPass: Set<number> | null = null;
   readonly stats = { passes: 0, allocated: 0, moved: 0, passMs: 0 };
 
   constructor(
@@ -119,6 +121,7 @@ export class PoolAllocator {
 
   /** Takes finished devices off the gates; true when some campaign has none left (or none known). */
   private opensAGate(devices: readonly number[]): boolean {
+    if (this.recordedDuringPass) for (const d of devices) this.recordedDuringPass.add(d);
     let opened = false;
     for (const id of this.running) {
       const gate = this.gates.get(id);
@@ -170,18 +173,29 @@ export class PoolAllocator {
   async allocate(campaignId: number): Promise<PassResult | null> {
     const now = this.clock.now();
     const t0 = performance.now();
-    const out = await this.db.transaction(async (tx) => {
-      const c = await lockPoolCampaign(tx, campaignId);
-      if (!c) return null;
-      const r = await allocatePass(tx, c, now);
-      return { ...r, userId: c.user_id };
-    });
+    const recorded = new Set<number>();
+    this.recordedDuringPass = recorded;
+    let out;
+    try {
+      out = await this.db.transaction(async (tx) => {
+        const c = await lockPoolCampaign(tx, campaignId);
+        if (!c) return null;
+        const r = await allocatePass(tx, c, now);
+        return { ...r, userId: c.user_id };
+      });
+    } finally {
+      this.recordedDuringPass = null;
+    }
     this.stats.passMs += performance.now() - t0;
     if (!out) {
       this.gates.delete(campaignId);
       return null;
     }
-    this.gates.set(campaignId, new Set(out.gates));
+    // On PostgreSQL a batch can be recorded on another connection while the pass runs; the pass
+    // then saw those sends open. They are not gates any more, and may have been the last ones.
+    const gate = new Set(out.gates.filter((d) => !recorded.has(d)));
+    this.gates.set(campaignId, gate);
+    if (gate.size === 0 && out.gates.length > 0) this.poke();
     this.stats.passes++;
     this.stats.allocated += out.allocated;
     this.stats.moved += out.moved;

@@ -2,7 +2,7 @@
  * Pool campaign statements: the allocator's reads of devices, lanes and quotas, and its writes
  * (hand queued leads to devices, move rows off devices that went away). Every statement reads only
  * a campaign's few live rows or one device's recent attempts, never the campaign's whole history:
- * a pass runs after every recorded batch of sends.
+ * a pass runs each time a round of sends finishes, and on a device or campaign change.
  */
 import type { Queryable } from '../db.js';
 import type { Audience } from './campaigns.js';
@@ -197,7 +197,7 @@ export interface AllocatedRow {
 /**
  * Takes the next leads off the campaign's queue, one for each listed device in order, and writes
  * their outbox rows, rendered like an owned campaign's, in one statement (data-modifying CTEs: a
- * pass runs after every recorded batch of sends, and on PGlite each round trip costs ~1 ms). A
+ * pass runs each time a round of sends finishes, and on PGlite each round trip costs ~1 ms). A
  * lead that opted out since the start gets a cancelled row, one a user gave a device of its own
  * since gets a skipped row: every lead of the frozen audience ends as a row the statistics show.
  * Leads that got a pending row now belong to the device that will send to them, and its lane grows.
@@ -217,7 +217,7 @@ export async function allocateFromQueue(
     return `$${p.length}`;
   };
   // One statement (data-modifying CTEs): the rows, the leads' new device and the lanes, in a single
-  // round trip, since a pass runs after every recorded batch of sends.
+  // round trip.
   const res = await db.query<AllocatedRow>(
     `with popped as (
        delete from pool_queue

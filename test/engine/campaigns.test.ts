@@ -25,6 +25,15 @@ import { byDevice, duplicates, runToIdle, stopEngine, virtualEngine } from '../h
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
+/**
+ * An engine for runs of several virtual days: the pool allocator polls every ten minutes instead of
+ * every 10 s (device and campaign changes still wake it at once); a pool campaign waiting for its
+ * next local day otherwise ran 5,800 empty passes.
+ */
+function longRunEngine(db: Db, clock: VirtualClock, sim: SimulatorTransport) {
+  return virtualEngine(db, clock, sim, { pool: { pollMs: 10 * 60_000 } });
+}
+
 interface Tenant {
   userId: number;
   actor: Actor;
@@ -82,7 +91,7 @@ for (const backend of backends) {
         await leads(t.db, w.userId, 200, w.devices, T0);
         const windowId = await ensureWindow(t.db, { timeZone: 'Europe/London', startMinute: 9 * 60, endMinute: 18 * 60, days: 127 });
         const id = await campaign(t.db, w.userId, { windowId }, T0);
-        const engine = virtualEngine(t.db, clock, sim);
+        const engine = longRunEngine(t.db, clock, sim);
         await engine.start();
         await runToIdle(clock, engine, sim, T0 + 10 * DAY);
         await stopEngine(clock, engine);
@@ -116,7 +125,7 @@ for (const backend of backends) {
         await leads(t.db, w.userId, 80, w.devices, T0);
         const id = await campaign(t.db, w.userId, {}, T0);
         const service = new CampaignService(t.db, clock);
-        const engine = virtualEngine(t.db, clock, sim);
+        const engine = longRunEngine(t.db, clock, sim);
         await engine.start();
         await clock.runUntil(T0 + 10 * 60_000);
         const before = sent(sim.attempts).length;
@@ -159,7 +168,7 @@ for (const backend of backends) {
         await t.db.query(`update leads set opted_out_at = $2 where id = $1`, [ids[0], new Date(T0)]);
         const id = await campaign(t.db, w.userId, {}, T0);
         const service = new CampaignService(t.db, clock);
-        const engine = virtualEngine(t.db, clock, sim);
+        const engine = longRunEngine(t.db, clock, sim);
         await engine.start();
         await clock.runUntil(T0 + 1_000);
         const materialised = await rows(t.db, id);
@@ -195,7 +204,7 @@ for (const backend of backends) {
         await leads(t.db, w.userId, 60, w.devices, T0);
         const body = '{Hi|Hello} {first_name:there}, {name} from {city:your town}! {{code}}';
         const id = await campaign(t.db, w.userId, { body, minDelayMs: 120_000, maxDelayMs: 180_000 }, T0);
-        const engine = virtualEngine(t.db, clock, sim);
+        const engine = longRunEngine(t.db, clock, sim);
         await engine.start();
         await runToIdle(clock, engine, sim, T0 + DAY);
         await stopEngine(clock, engine);
@@ -281,7 +290,7 @@ for (const backend of backends) {
         const pool = await leads(t.db, w.userId, 130, null, T0, 100);
         await t.db.query(`update leads set opted_out_at = $2 where id = any($1::bigint[])`, [pool.slice(0, 4), new Date(T0)]);
         const id = await campaign(t.db, w.userId, { mode: 'pool', deviceHourlyQuota: 10, body: 'Hi {first_name}' }, T0);
-        const engine = virtualEngine(t.db, clock, sim);
+        const engine = longRunEngine(t.db, clock, sim);
         await engine.start();
         // Sample the spread of sent counts as the campaign runs.
         let worst = 0;
@@ -329,7 +338,7 @@ for (const backend of backends) {
         const w = await tenant(t.db, T0, 'UTC', Array.from({ length: 3 }, () => ({ minDelayMs: 60_000, maxDelayMs: 60_000 })));
         await leads(t.db, w.userId, 60, null, T0);
         const id = await campaign(t.db, w.userId, { mode: 'pool', dailyLimit: 40, body: 'Hello' }, T0);
-        const engine = virtualEngine(t.db, clock, sim);
+        const engine = longRunEngine(t.db, clock, sim);
         await engine.start();
         await clock.runUntil(T0 + 10 * 60_000);
         const [d1, d2] = w.devices;

@@ -12,6 +12,9 @@ import { SimulatorTransport, type SendAttempt } from '../../src/transports/simul
 import { backends, openTestDb } from '../helpers/db.js';
 import { buildWorld, byDevice, duplicates, runToIdle, statusCounts, stopEngine, virtualEngine, withoutProof } from '../helpers/world.js';
 
+/** Restart and crash tests need a dead engine's leases to expire within the minutes they run. */
+const EXPIRING_LEASES = { leaseTtlMs: 60_000 };
+
 const T0 = Date.parse('2026-03-06T12:00:00Z');
 const DAY = 86_400_000;
 
@@ -319,12 +322,12 @@ for (const backend of backends) {
       try {
         await buildWorld(t.db, { devices: 4, leads: 200, startsAt: new Date(T0), device: { minDelayMs: 2000, maxDelayMs: 4000 } }, new Date(T0));
         const sim = new SimulatorTransport({ clock, seed: 4, latency: { minMs: 200, maxMs: 900 } });
-        let engine = virtualEngine(t.db, clock, sim);
+        let engine = virtualEngine(t.db, clock, sim, { dispatcher: EXPIRING_LEASES });
         await engine.start();
         for (let round = 1; round <= 3; round++) {
           await clock.runUntil(T0 + round * 40_000);
           await stopEngine(clock, engine);
-          engine = virtualEngine(t.db, clock, sim);
+          engine = virtualEngine(t.db, clock, sim, { dispatcher: EXPIRING_LEASES });
           await engine.start();
         }
         await runToIdle(clock, engine, sim, T0 + DAY);
@@ -344,7 +347,7 @@ for (const backend of backends) {
       try {
         await buildWorld(t.db, { devices: 5, leads: 100, startsAt: new Date(T0), device: { minDelayMs: 1000, maxDelayMs: 2000 } }, new Date(T0));
         const sim = new SimulatorTransport({ clock, seed: 8, latency: { minMs: 500, maxMs: 3000 } });
-        const first = virtualEngine(t.db, clock, sim, { dispatcher: { flushIntervalMs: 10_000 } });
+        const first = virtualEngine(t.db, clock, sim, { dispatcher: { ...EXPIRING_LEASES, flushIntervalMs: 10_000 } });
         await first.start();
         await clock.runUntil(T0 + 20_000);
         await first.abandon(); // as if killed: nothing more is recorded, leases stay
@@ -353,7 +356,7 @@ for (const backend of backends) {
 
         // A new process takes over once the dead one's leases expire.
         await clock.advanceTo(T0 + 20_000 + 61_000);
-        const second = virtualEngine(t.db, clock, sim);
+        const second = virtualEngine(t.db, clock, sim, { dispatcher: EXPIRING_LEASES });
         await second.start();
         await runToIdle(clock, second, sim, T0 + DAY);
         await stopEngine(clock, second);
@@ -374,7 +377,7 @@ for (const backend of backends) {
         const sim = new SimulatorTransport({ clock, seed: 8, latency: { minMs: 5000, maxMs: 5000 } });
         // Like a real network, it cannot say what got out.
         const blind = withoutProof(sim);
-        const first = virtualEngine(t.db, clock, blind);
+        const first = virtualEngine(t.db, clock, blind, { dispatcher: EXPIRING_LEASES });
         await first.start();
         await clock.runUntil(T0 + 2_000); // three sends are in flight (5 s latency)
         await first.abandon();
@@ -382,7 +385,7 @@ for (const backend of backends) {
         assert.equal(inFlight.length, 3);
 
         await clock.advanceTo(T0 + 120_000);
-        const second = virtualEngine(t.db, clock, blind);
+        const second = virtualEngine(t.db, clock, blind, { dispatcher: EXPIRING_LEASES });
         await second.start();
         await runToIdle(clock, second, sim, T0 + DAY);
         await stopEngine(clock, second);
@@ -407,12 +410,12 @@ for (const backend of backends) {
         await buildWorld(t.db, { devices: 2, leads: 10, startsAt: new Date(T0), delivery: 'at_least_once', device: { minDelayMs: 1000, maxDelayMs: 1000 } }, new Date(T0));
         const sim = new SimulatorTransport({ clock, seed: 8, latency: { minMs: 5000, maxMs: 5000 } });
         const blind = withoutProof(sim);
-        const first = virtualEngine(t.db, clock, blind);
+        const first = virtualEngine(t.db, clock, blind, { dispatcher: EXPIRING_LEASES });
         await first.start();
         await clock.runUntil(T0 + 2_000);
         await first.abandon();
         await clock.advanceTo(T0 + 120_000);
-        const second = virtualEngine(t.db, clock, blind);
+        const second = virtualEngine(t.db, clock, blind, { dispatcher: EXPIRING_LEASES });
         await second.start();
         await runToIdle(clock, second, sim, T0 + DAY);
         await stopEngine(clock, second);

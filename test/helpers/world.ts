@@ -51,11 +51,18 @@ export async function buildWorld(db: Db, spec: WorldSpec, now: Date): Promise<Wo
   return { userId, deviceIds, campaignId, timeZone };
 }
 
+/**
+ * An engine on the virtual clock. Leases last an hour and the sequence planner polls hourly unless
+ * a test says otherwise: over days of virtual time, 60 s leases and the planner's one-minute safety
+ * poll were most of these tests' wall time (tens of thousands of renewals and empty looks). Tests of
+ * restarts and crashes pass short leases themselves.
+ */
 export function virtualEngine(db: Db, clock: VirtualClock, transport: Transport, opts: EngineOptions = {}): Engine {
   return new Engine(db, clock, new Map([['simulator', transport]]), quietLog, {
     ...opts,
-    dispatcher: { random: seededRandom(11), leaseTtlMs: 60_000, ...opts.dispatcher },
+    dispatcher: { random: seededRandom(11), leaseTtlMs: 3_600_000, ...opts.dispatcher },
     maintenance: { intervalMs: 86_400_000, ...opts.maintenance },
+    sequences: { pollMs: 3_600_000, ...opts.sequences },
   });
 }
 

@@ -16,7 +16,7 @@
 import type { Queryable } from '../db.js';
 import { parseTemplate } from '../../engine/content/template.js';
 import { templateExpression } from './template-expression.js';
-import { stepTimes } from './step-times.js';
+import { dueFrom, plannedFrom, rhythmBase, stepTimes } from './step-times.js';
 
 /** How many sequences a lead may pass through in one chain (the API already refuses cycles). */
 export const MAX_CHAIN_DEPTH = 50;
@@ -89,7 +89,7 @@ async function enrollCandidates(
                          and (es.reentry = 'never' or e.status in ${LIVE}))`;
   const onConflict = bulk?.race === 'fail' ? '' : `on conflict (sequence_id, lead_id) where status in ${LIVE} do nothing`;
   // The first step's times depend only on the sequence, its owner and now, so they are worked out
-  // once per sequence (\`first\`) rather than per lead: for 1,000,000 leads the per-row time zone
+  // once per sequence (`first`) rather than per lead: for 1,000,000 leads the per-row time zone
   // arithmetic was about 3 s of a 19 s enrollment on PostgreSQL.
   const res = await db.query<{ n: number; first_due: Date | null }>(
     `with c as materialized (${candidates}),
@@ -400,40 +400,46 @@ export interface Advanced {
 export async function advanceEnrollments(db: Queryable, enrollmentIds: readonly number[], now: Date): Promise<Advanced> {
   const empty: Advanced = { next: 0, completed: [], exited: 0, rewritten: 0, firstDue: null };
   if (enrollmentIds.length === 0) return empty;
-  const t = stepTimes({
-    prevPlanned: 'd.planned_at',
-    done: 'd.done_at',
-    days: 'd.delay_days',
-    minutes: 'd.delay_minutes',
-    sendMinute: 'd.send_minute',
-    tz: 'd.time_zone',
-  });
+  const step = { days: 'k.delay_days', minutes: 'k.delay_minutes', sendMinute: 'k.send_minute', tz: 'k.time_zone' };
+  // Shape: the planned time is worked out per distinct (base, step, zone) in `p`, not per lead;
+  // in a drip most leads of a batch share their base (yesterday's 10:00). Measured on PGlite in a
+  // 21-day drip simulation: the per-lead form spent about 130 us a lead on time zone arithmetic.
+  // The batch is driven from its ids (unnest, then primary key): without statistics (PGlite never
+  // analyzes by itself) `e.id = any(...)` was planned as a bitmap AND with a whole partial index.
   const res = await db.query<{ id: number; action: string; next_due_at: Date | null }>(
-    `with d as (
-       select e.id, e.status, e.message_id, e.planned_at, coalesce(m.sent_at, m.finished_at, $2) as done_at, u.time_zone,
+    `with d as materialized (
+       select e.id, e.status, e.message_id, ${rhythmBase('e.planned_at', 'coalesce(m.sent_at, m.finished_at, $2)')} as base,
+              coalesce(m.sent_at, m.finished_at, $2) as done_at, u.time_zone,
               nx.delay_days, nx.delay_minutes, nx.send_minute,
               case when m.status = 'cancelled' then 'rewrite'
                    when m.status = 'skipped' then 'exit:not_on_whatsapp'
                    when m.status = 'failed' and s.on_failure = 'stop' then 'exit:step_failed'
                    when nx.id is null then 'complete'
                    else 'next' end as action
-         from enrollments e
+         from unnest($1::bigint[]) as x(id)
+         join enrollments e on e.id = x.id
          join messages m on m.id = e.message_id
          join sequences s on s.id = e.sequence_id
          join users u on u.id = e.user_id
          left join sequence_steps nx on nx.sequence_id = e.sequence_id and nx.position = e.current_step + 1
-        where e.id = any($1::bigint[]) and m.status in ${FINISHED_MESSAGE}
-          and (e.status = 'active' or (e.status = 'paused' and m.status = 'cancelled')))
+        where m.status in ${FINISHED_MESSAGE}
+          and (e.status = 'active' or (e.status = 'paused' and m.status = 'cancelled'))),
+     p as materialized (
+       select k.*, ${plannedFrom('k.base', step)} as planned
+         from (select distinct base, delay_days, delay_minutes, send_minute, time_zone from d where action = 'next') as k)
      update enrollments e set
         status = case when d.action = 'complete' then 'completed' when d.action like 'exit:%' then 'exited' else e.status end,
         exit_reason = case when d.action like 'exit:%' then substr(d.action, 6) else e.exit_reason end,
         current_step = case when d.action = 'next' then e.current_step + 1 else e.current_step end,
         message_id = case when d.action in ('next', 'rewrite') then null else e.message_id end,
-        planned_at = case when d.action = 'next' then ${t.planned} else e.planned_at end,
-        next_due_at = case when d.action = 'next' then ${t.due} when d.action = 'rewrite' then $2 else e.next_due_at end,
+        planned_at = case when d.action = 'next' then p.planned else e.planned_at end,
+        next_due_at = case when d.action = 'next' then ${dueFrom('p.planned', { done: 'd.done_at', days: 'd.delay_days', minutes: 'd.delay_minutes', tz: 'd.time_zone' })}
+                           when d.action = 'rewrite' then $2 else e.next_due_at end,
         completed_at = case when d.action = 'complete' then $2 else e.completed_at end,
         updated_at = $2
        from d
+       left join p on d.action = 'next' and p.base = d.base and p.delay_days = d.delay_days and p.delay_minutes = d.delay_minutes
+                  and p.send_minute is not distinct from d.send_minute and p.time_zone = d.time_zone
       where e.id = d.id and e.status = d.status and e.message_id = d.message_id
      returning e.id, d.action, e.next_due_at`,
     [enrollmentIds, now],
@@ -458,18 +464,28 @@ export async function advanceEnrollments(db: Queryable, enrollmentIds: readonly 
 export async function chainCompleted(db: Queryable, completedIds: readonly number[], now: Date): Promise<EnrollResult> {
   if (completedIds.length === 0) return { enrolled: 0, firstDue: null };
   const t = firstStepTimes('$2::timestamptz');
+  // Step one's times are worked out once per next sequence (`first`), as in enrollCandidates.
   const res = await db.query<{ n: number; first_due: Date | null }>(
-    `with ins as (
-       insert into enrollments (${INSERT_COLUMNS})
-       select s.user_id, s.id, p.lead_id, 1, ${t.planned}, ${t.due}, 'active', $2, $2, 'chain',
-              coalesce(p.chain_root, p.id), p.chain_depth + 1
-         from enrollments p
+    `with done as materialized (
+       select p.id, p.lead_id, p.user_id, p.chain_root, p.chain_depth, ps.next_sequence_id
+         from unnest($1::bigint[]) as x(id)
+         join enrollments p on p.id = x.id
          join sequences ps on ps.id = p.sequence_id
-         join sequences s on s.id = ps.next_sequence_id and s.user_id = p.user_id
+        where p.status = 'completed' and p.chain_depth + 1 < $3 and ps.next_sequence_id is not null),
+     first as materialized (
+       select s.id, s.user_id, s.reentry, ${t.planned} as planned, ${t.due} as due
+         from sequences s
          join sequence_steps st on st.sequence_id = s.id and st.position = 1
          join users u on u.id = s.user_id
+        where s.id in (select next_sequence_id from done)),
+     ins as (
+       insert into enrollments (${INSERT_COLUMNS})
+       select s.user_id, s.id, p.lead_id, 1, s.planned, s.due, 'active', $2, $2, 'chain',
+              coalesce(p.chain_root, p.id), p.chain_depth + 1
+         from done p
+         join first s on s.id = p.next_sequence_id and s.user_id = p.user_id
          join leads l on l.id = p.lead_id and l.opted_out_at is null
-        where p.id = any($1::bigint[]) and p.status = 'completed' and p.chain_depth + 1 < $3
+        where true
           and not exists (
             select 1 from enrollments e
              where e.lead_id = p.lead_id and e.sequence_id = s.id

@@ -1,7 +1,10 @@
 /**
  * Keeps the outbox healthy. Every message row is updated several times (claimed, recorded,
  * receipts), so dead tuples pile up: on PostgreSQL autovacuum handles them (the migration tunes it
- * for the outbox); PGlite has no autovacuum worker, so here we VACUUM it once enough rows changed.
+ * for the outbox); PGlite has no autovacuum worker, so here we VACUUM it once enough rows changed,
+ * with the other tables the engine rewrites all the time: enrollments (twice a sequence step) and
+ * device leases (every renewal). The ANALYZE matters as much: PGlite never gathers statistics by
+ * itself, and without them a batch of enrollment ids was planned as a scan of a whole index.
  * Finished rows older than the retention period are deleted in batches (never those of a campaign
  * still running, whose statistics come from its rows).
  *
@@ -70,7 +73,7 @@ export class Maintenance {
     }
     const changed = this.opts.changedRows();
     if (this.db.profile.manualVacuum && changed - this.changedAtLastVacuum >= (this.opts.vacuumEvery ?? 200_000)) {
-      await this.db.exec('vacuum (analyze) messages');
+      await this.db.exec('vacuum (analyze) messages, enrollments, device_leases');
       this.changedAtLastVacuum = changed;
       this.stats.vacuums++;
     }

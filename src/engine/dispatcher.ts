@@ -37,10 +37,11 @@ import type { Db } from '../store/db.js';
 import { acquireLeases, releaseLeases, renewLeases } from '../store/sql/leases.js';
 import { loadEngineDevices, pauseDevice, setDeviceStatuses, type EngineDevice } from '../store/sql/devices.js';
 import {
-  claimRound,
+  claimDueHeads,
   deferMessages,
   findInFlight,
   loadPacingHistory,
+  pendingHeads,
   recordOutcomes,
   recordReceipts,
   settleInFlight,
@@ -332,8 +333,7 @@ export class Dispatcher {
     const now = this.clock.now();
     const nowDate = new Date(now);
     const seqBefore = new Map(ready.map((s) => [s.device.id, s.workSeq]));
-    // One statement claims every due head and reports when the others fall due next.
-    const { claimed, heads } = await claimRound(
+    const claimed = await claimDueHeads(
       this.db,
       this.owner,
       ready.map((s) => s.device.id),
@@ -342,11 +342,14 @@ export class Dispatcher {
     this.stats.claimStatements++;
     this.stats.claimed += claimed.length;
     const got = new Set(claimed.map((m) => m.device_id));
-    for (const { device } of ready) {
-      if (got.has(device.id)) continue;
-      const s = this.slots.get(device.id);
-      // Work announced meanwhile (another connection committed after this look began) wins.
-      if (s && s.workSeq === seqBefore.get(device.id)) s.headAt = heads.get(device.id) ?? null;
+    const empty = ready.filter((s) => !got.has(s.device.id)).map((s) => s.device.id);
+    if (empty.length > 0) {
+      const heads = await pendingHeads(this.db, empty);
+      for (const id of empty) {
+        const s = this.slots.get(id);
+        // Work announced meanwhile (another connection committed after this look began) wins.
+        if (s && s.workSeq === seqBefore.get(id)) s.headAt = heads.get(id) ?? null;
+      }
     }
     if (claimed.length === 0) return false;
 

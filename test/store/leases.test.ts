@@ -16,7 +16,7 @@ import {
   deleteFinishedBefore,
   findInFlight,
   loadPacingHistory,
-  claimRound,
+  pendingHeads,
   recordOutcomes,
   recordReceipts,
   settleInFlight,
@@ -333,29 +333,6 @@ function suite(backend: Backend): void {
         ]);
       }));
 
-    it('a claim round reports the next head of each device it could not serve, in the same statement', () =>
-      withFleet(3, async (db, f) => {
-        const [d1, d2, d3] = f.devices as [number, number, number];
-        const due = await addMessage(db, f, { device: d1, notBefore: T });
-        await addMessage(db, f, { device: d1, notBefore: T + 30 * S });
-        await addMessage(db, f, { device: d2, notBefore: T + 10 * S });
-        await addMessage(db, f, { device: d2, notBefore: T + 20 * S });
-        await acquireLeases(db, 'a', at(0), at(HOUR), 10, false);
-
-        const round = await claimRound(db, 'a', [d1, d2, d3], new Date(T));
-        assert.deepEqual(round.claimed.map((m) => [m.id, m.device_id, m.attempts]), [[due, d1, 0]]);
-        // d1 was served (no head reported), d2's next falls due at T + 10 s, d3 has nothing at all.
-        assert.deepEqual([...round.heads.entries()], [[d2, T + 10 * S]]);
-        assert.deepEqual(
-          (await db.query<{ id: number; status: string }>(`select id, status from messages where id = $1`, [due])).rows,
-          [{ id: due, status: 'sending' }],
-        );
-        // The same shape as claimDueHeads for what it claims.
-        const next = await claimRound(db, 'a', [d1, d2], new Date(T + 10 * S));
-        assert.deepEqual(next.claimed.map((m) => m.device_id), [d2]);
-        assert.deepEqual([...next.heads.entries()], [[d1, T + 30 * S]]);
-      }));
-
     it('claims the due head of each device: one per device, by (not_before, id), never early', () =>
       withFleet(2, async (db, f) => {
         const [d1, d2] = f.devices as [number, number];
@@ -368,16 +345,11 @@ function suite(backend: Backend): void {
         const enrolled = await addMessage(db, f, { device: d2, notBefore: T + 5 * S, enrollment: 77, attempts: 1 });
         await acquireLeases(db, 'a', at(0), at(HOUR), 10, false);
 
-        // Before anything is due a round claims nothing and reports each device's next head; a
-        // process without the leases is told the heads too (it claims nothing whatever the time).
-        for (const owner of ['a', 'b']) {
-          const early = await claimRound(db, owner, [d1, d2], new Date(T - 1));
-          assert.deepEqual(early.claimed, []);
-          assert.deepEqual([...early.heads.entries()].sort(), [
-            [d1, T],
-            [d2, T + 5 * S],
-          ]);
-        }
+        const heads = await pendingHeads(db, [d1, d2]);
+        assert.deepEqual([...heads.entries()].sort(), [
+          [d1, T],
+          [d2, T + 5 * S],
+        ]);
 
         const claim = async (now: number) => {
           const got = await claimDueHeads(db, 'a', [d1, d2], new Date(now));

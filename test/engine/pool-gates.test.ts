@@ -27,7 +27,7 @@ import { insertCampaign, startCampaignNow } from '../../src/store/sql/campaigns.
 import { insertDevices, type NewDevice } from '../../src/store/sql/devices.js';
 import { insertUser } from '../../src/store/sql/users.js';
 import { SimulatorTransport, type SendAttempt } from '../../src/transports/simulator.js';
-import { backends, openSecondPool, openTestDb } from '../helpers/db.js';
+import { backends, openSecondPool, openTestDb, type Backend, type TestDb } from '../helpers/db.js';
 import { byDevice, duplicates, quietLog, runToIdle, stopEngine, virtualEngine } from '../helpers/world.js';
 
 const T0 = Date.parse('2026-05-04T08:00:00Z');
@@ -106,6 +106,29 @@ function sentCounts(attempts: readonly SendAttempt[], devices: readonly number[]
 }
 
 const spread = (counts: readonly number[]) => Math.max(...counts) - Math.min(...counts);
+
+
+/**
+ * An allocator on the virtual clock beside a second connection to the same database (another
+ * process, as far as the store can tell: its statements are not on this clock), all closed after.
+ */
+async function withSecondConnection(
+  backend: Backend,
+  fn: (rig: { clock: VirtualClock; t: TestDb; other: Db; events: EngineEvents; pool: PoolAllocator }) => Promise<void>,
+): Promise<void> {
+  const clock = new VirtualClock(T0);
+  const t = await openTestDb(backend, (p) => clock.track(p));
+  const other = await openSecondPool(t);
+  const events = new EngineEvents();
+  const pool = new PoolAllocator(t.db, clock, events, quietLog, NO_POLL);
+  try {
+    await fn({ clock, t, other, events, pool });
+  } finally {
+    await pool.stop();
+    await other.close();
+    await t.dispose();
+  }
+}
 
 for (const backend of backends) {
   describe(`pool allocator wake-ups on ${backend}`, () => {
@@ -246,13 +269,7 @@ for (const backend of backends) {
     });
 
     it('with no gates known (the last pass found the campaign locked elsewhere), any recorded batch starts a pass', { skip: backend !== 'postgres' && 'needs a second connection' }, async () => {
-      const clock = new VirtualClock(T0);
-      const t = await openTestDb(backend, (p) => clock.track(p));
-      // Another process, as far as the store can tell: its statements are not on this clock.
-      const other = await openSecondPool(t);
-      const events = new EngineEvents();
-      const pool = new PoolAllocator(t.db, clock, events, quietLog, NO_POLL);
-      try {
+      await withSecondConnection(backend, async ({ clock, t, other, events, pool }) => {
         const w = await poolWorld(t.db, [60 * SECOND, 60 * SECOND], 4);
         await t.db.query(`update devices set status = 'online', last_seen_at = $2 where id = any($1::bigint[])`, [w.devices, new Date(T0)]);
         assert.ok(await startCampaignNow(t.db, w.campaignId, new Date(T0)));
@@ -287,21 +304,11 @@ for (const backend of backends) {
         // Now even a batch naming no gate device starts a pass, which learns the gates again.
         assert.equal(await record({ devices: [stranger] }), 2, 'with no gates known, any batch starts a pass');
         assert.equal(await record({ devices: [stranger] }), 2, 'and once they are known again, it does not');
-      } finally {
-        await pool.stop();
-        await other.close();
-        await t.dispose();
-      }
+      });
     });
 
     it('a batch recorded while a pass runs does not leave its devices among the gates that pass sets', { skip: backend !== 'postgres' && 'needs a second connection' }, async () => {
-      const clock = new VirtualClock(T0);
-      const t = await openTestDb(backend, (p) => clock.track(p));
-      // Another process, as far as the store can tell: its statements are not on this clock.
-      const other = await openSecondPool(t);
-      const events = new EngineEvents();
-      const pool = new PoolAllocator(t.db, clock, events, quietLog, NO_POLL);
-      try {
+      await withSecondConnection(backend, async ({ clock, t, other, events, pool }) => {
         const w = await poolWorld(t.db, [60 * SECOND, 60 * SECOND, 60 * SECOND, 60 * SECOND], 12);
         const [a, b, c, d] = w.devices as [number, number, number, number];
         // a, b and c are online; d took part in the campaign before and is offline now: it keeps a
@@ -381,11 +388,7 @@ for (const backend of backends) {
         assert.deepEqual(seen.given, [2, 2, 2, 2]);
         assert.equal(await queueLength(t.db, w.campaignId), 4);
         assert.equal(pool.stats.allocated, 8);
-      } finally {
-        await pool.stop();
-        await other.close();
-        await t.dispose();
-      }
+      });
     });
 
     it('a device that comes online mid-round gets a lead once its status is written, without waiting for the round', async () => {

@@ -6,6 +6,17 @@
  * before the lease can expire, and the claim statement itself joins the lease row, so two
  * processes never claim for one device even if one of them stalls.
  *
+ * Sharing (a store several processes open: PostgreSQL). Every dispatcher keeps a heartbeat row in
+ * engine_processes, renewed with its leases, and serves at most its fair share: ceil(devices / live
+ * processes). A process above its share SHEDS the excess at its next refresh: it stops claiming for
+ * those devices, disconnects them, records their buffered outcomes and only then releases their
+ * leases, so the next owner finds nothing in flight to guess about. Joining, leaving and shedding
+ * are announced on LEASES_CHANNEL, so the others refresh at once instead of at their next TTL/3;
+ * a process that dies stops counting when its heartbeat lapses, together with its leases. Devices
+ * shed are the highest ids without a send in flight; devices taken are the lowest free ids. The
+ * trade-off: a join or a death moves devices (each move rebuilds pacing history from the outbox and
+ * reconnects), in exchange for no coordinator and no protocol beyond rows and notifications.
+ *
  * Per-device state lives in memory (a Slot): connected, in flight, the pacing history, and the
  * earliest time it may send again. A device is READY when it is connected, has nothing in flight,
  * its pacing allows a send now, and it may have due work (its head not_before is due or unknown).
@@ -32,9 +43,11 @@
  * attempts before a crash count once; caps are never loosened by anything else.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
 import { acquireLeases, releaseLeases, renewLeases } from '../store/sql/leases.js';
+import { fairShare, heartbeatProcess, removeProcess, type ProcessInfo } from '../store/sql/processes.js';
 import { loadEngineDevices, pauseDevice, setDeviceStatuses, type EngineDevice } from '../store/sql/devices.js';
 import {
   claimDueHeads,
@@ -55,7 +68,7 @@ import { loadWindows } from '../store/sql/windows.js';
 import { loadCampaignGaps, type CampaignGap } from '../store/sql/campaigns.js';
 import type { Clock } from './clock.js';
 import { closeFinishedCampaigns } from './campaign-completion.js';
-import { DEVICES_CHANNEL, deviceIdsOf, EngineEvents, SEQUENCES_CHANNEL, WORK_CHANNEL } from './events.js';
+import { DEVICES_CHANNEL, deviceIdsOf, EngineEvents, LEASES_CHANNEL, SEQUENCES_CHANNEL, WORK_CHANNEL } from './events.js';
 import { progressEnrollments, type Progressed } from './sequence-progress.js';
 import {
   drawGap,
@@ -86,6 +99,13 @@ export interface DispatcherOptions {
   maxAttempts?: number;
   retryBaseMs?: number;
   random?: () => number;
+  /**
+   * Share the devices with the other live processes (heartbeat, fair share, shedding). Default: on
+   * a store other processes can open (PostgreSQL), off on PGlite.
+   */
+  share?: boolean;
+  /** How this process appears among the others (engine_processes): its role, e.g. `worker`. */
+  role?: string;
 }
 
 interface Slot {
@@ -121,6 +141,8 @@ export class Dispatcher {
   private readonly maxAttempts: number;
   private readonly retryBaseMs: number;
   private readonly random: () => number;
+  private readonly share: boolean;
+  private readonly process: ProcessInfo;
 
   private readonly slots = new Map<number, Slot>();
   private readonly windows = new Map<number, SendWindow>();
@@ -169,6 +191,8 @@ export class Dispatcher {
     this.maxAttempts = opts.maxAttempts ?? 3;
     this.retryBaseMs = opts.retryBaseMs ?? 30_000;
     this.random = opts.random ?? Math.random;
+    this.share = opts.share ?? db.profile.crossProcessNotify;
+    this.process = { owner: this.owner, host: hostname(), pid: process.pid, role: opts.role ?? 'all', startedAt: new Date(clock.now()) };
   }
 
   /** Devices this process serves right now. */
@@ -195,7 +219,10 @@ export class Dispatcher {
       await this.db.listen(WORK_CHANNEL, (payload) => this.onWork(payload)),
       await this.db.listen(DEVICES_CHANNEL, (payload) => this.onDevicesChanged(payload)),
     );
+    if (this.share) this.unsubscribe.push(await this.db.listen(LEASES_CHANNEL, (payload) => this.onLeasesChanged(payload)));
     await this.refreshLeases();
+    // The others learn there is one more of us now, and hand over their excess.
+    if (this.share) await this.announceLeases('joined');
     this.loopDone = this.loop();
   }
 
@@ -213,6 +240,10 @@ export class Dispatcher {
     await this.flush().catch(() => undefined);
     this.slots.clear();
     await releaseLeases(this.db, this.owner).catch((error) => this.events.emit('error', { where: 'release', error }));
+    if (this.share) {
+      await removeProcess(this.db, this.owner).catch((error) => this.events.emit('error', { where: 'release', error }));
+      await this.announceLeases('left').catch(() => undefined);
+    }
     await this.detach();
     this.running = false;
   }
@@ -268,6 +299,21 @@ export class Dispatcher {
     }
     this.nextLeaseRefresh = 0;
     this.poke();
+  }
+
+  /** Another process joined, left or shed devices: look at the shares now. Our own announcements are ignored. */
+  private onLeasesChanged(payload: string): void {
+    try {
+      if ((JSON.parse(payload) as { owner?: unknown }).owner === this.owner) return;
+    } catch {
+      // Not ours to validate: any other payload still means "look again".
+    }
+    this.nextLeaseRefresh = 0;
+    this.poke();
+  }
+
+  private async announceLeases(change: 'joined' | 'left' | 'shed'): Promise<void> {
+    await this.db.notify(LEASES_CHANNEL, JSON.stringify({ owner: this.owner, change }));
   }
 
   private async loop(): Promise<void> {
@@ -594,7 +640,23 @@ export class Dispatcher {
     this.nextLeaseRefresh = now + this.leaseTtlMs / 3;
     const lost = this.deviceIds.filter((id) => !held.has(id));
     if (lost.length > 0) this.drop(lost, now);
-    const room = this.maxDevices - held.size;
+    // Leases held with no device served behind them (a release or an adoption that failed half-way)
+    // are handed back: renewing them would keep the devices from everyone.
+    const orphans = [...held].filter((id) => !this.slots.has(id));
+    if (orphans.length > 0) {
+      await releaseLeases(this.db, this.owner, orphans);
+      for (const id of orphans) held.delete(id);
+    }
+    let target = this.maxDevices;
+    if (this.share) {
+      const fleet = await heartbeatProcess(this.db, this.process, new Date(now), expires, held.size);
+      target = Math.min(this.maxDevices, fairShare(fleet));
+      if (held.size > target) {
+        const shed = await this.shed(held.size - target, now);
+        for (const id of shed) held.delete(id);
+      }
+    }
+    const room = target - held.size;
     if (room <= 0) return;
     const exclusive = !this.db.profile.crossProcessNotify;
     const taken = await acquireLeases(this.db, this.owner, new Date(now), expires, room, exclusive);
@@ -605,6 +667,33 @@ export class Dispatcher {
     // A missed notification (a dropped listener connection) must not leave work unseen for long:
     // every refresh looks again at devices believed to have nothing pending.
     for (const s of this.slots.values()) if (s.headAt === null) s.headAt = undefined;
+  }
+
+  /**
+   * Hands `count` devices over to the other processes: the highest ids with no send in flight
+   * (a device mid-send waits for a later refresh). Their outcomes are recorded before their leases
+   * go, so the next owner's recovery finds nothing of ours in flight. Returns the devices released.
+   */
+  private async shed(count: number, now: number): Promise<number[]> {
+    const ids = [...this.slots.values()]
+      .filter((s) => !s.inFlight)
+      .map((s) => s.device.id)
+      .sort((a, b) => b - a)
+      .slice(0, count);
+    if (ids.length === 0) return [];
+    // Nothing is claimed while the loop is here, so once this flush is done nothing of theirs is
+    // unrecorded. If it fails, nothing has changed yet and the next refresh tries again.
+    await this.flushing;
+    await this.flush();
+    const leaving = ids.map((id) => this.slots.get(id)!);
+    for (const id of ids) this.slots.delete(id);
+    // A linked device must be closed here before it is opened elsewhere (WhatsApp replaces a
+    // session opened twice).
+    await Promise.all(leaving.map((s) => s.transport.disconnect(s.device.id).catch(() => undefined)));
+    await releaseLeases(this.db, this.owner, ids);
+    this.events.emit('device.released', { deviceIds: ids, at: now });
+    await this.announceLeases('shed');
+    return ids;
   }
 
   private drop(ids: number[], at: number): void {

@@ -40,6 +40,8 @@ export class EngineEvents {
 export const WORK_CHANNEL = 'fleetcast_work';
 export const DEVICES_CHANNEL = 'fleetcast_devices';
 export const CAMPAIGNS_CHANNEL = 'fleetcast_campaigns';
+/** A dispatcher joined, left or shed devices: `{"owner", "change"}`; the others look at their shares. */
+export const LEASES_CHANNEL = 'fleetcast_leases';
 /** New or sooner sequence work: `{"due": ms}` names when, if known. */
 export const SEQUENCES_CHANNEL = 'fleetcast_sequences';
 

@@ -22,6 +22,7 @@ const ENGINE_TABLES = [
   'device_leases',
   'device_members',
   'devices',
+  'engine_processes',
   'enrollments',
   'idempotency_keys',
   'lead_import_errors',

@@ -10,7 +10,7 @@
  * reproducible, and in virtual time thousands of devices cost nothing while they wait.
  */
 import { setMaxListeners } from 'node:events';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { Clock } from '../engine/clock.js';
 import { seededRandom } from '../engine/pacing.js';
 import type { DeviceRef, DeviceStatus, OutboundMessage, SendProof, SendResult, Transport, TransportEvent } from './transport.js';
@@ -81,6 +81,8 @@ export class SimulatorTransport implements Transport {
   private readonly listeners = new Set<(e: TransportEvent) => void>();
   private readonly offline: Set<number>;
   private readonly proven = new Map<number, number>();
+  /** Bytes of the log file already read into `proven`. */
+  private logRead = 0;
   private pendingTimers = 0;
   private readonly abort = new AbortController();
   tag: string | undefined;
@@ -95,14 +97,43 @@ export class SimulatorTransport implements Transport {
       const text = readFileSync(opts.logFile, 'utf8');
       // A line cut short by a kill must not swallow the next run's first line.
       if (text.length > 0 && !text.endsWith('\n')) appendFileSync(opts.logFile, '\n');
-      for (const line of text.split('\n')) {
-        if (!line.trim()) continue;
-        try {
-          this.remember(JSON.parse(line) as SendAttempt);
-        } catch {
-          // A line cut short by a kill mid-write proves nothing; the attempt it began is unknown.
-        }
+      this.learn(text);
+      this.logRead = Buffer.byteLength(text);
+    }
+  }
+
+  private learn(text: string): void {
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        this.remember(JSON.parse(line) as SendAttempt);
+      } catch {
+        // A line cut short by a kill mid-write proves nothing; the attempt it began is unknown.
       }
+    }
+  }
+
+  /**
+   * Reads what other processes appended to a shared log since we last looked: a process taking
+   * over a dead one's devices must know the sends the dead one made after this one started, or it
+   * would call them unsent and send them again. Only whole lines are read; a line still being
+   * written is read next time.
+   */
+  private catchUpLog(): void {
+    const file = this.opts.logFile;
+    if (!file || !existsSync(file)) return;
+    const size = statSync(file).size;
+    if (size <= this.logRead) return;
+    const fd = openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(size - this.logRead);
+      const n = readSync(fd, buf, 0, buf.length, this.logRead);
+      const end = buf.lastIndexOf(0x0a, n - 1);
+      if (end < 0) return;
+      this.learn(buf.subarray(0, end + 1).toString('utf8'));
+      this.logRead += end + 1;
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -302,6 +333,7 @@ export class SimulatorTransport implements Transport {
 
   /** The simulator saw every attempt, so it can speak for any message: sent, or never sent. */
   async proveSends(ids: readonly number[]): Promise<Map<number, SendProof>> {
+    this.catchUpLog();
     const out = new Map<number, SendProof>();
     for (const id of ids) {
       const at = this.proven.get(id);

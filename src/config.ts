@@ -12,6 +12,11 @@ const schema = z.object({
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and _')
     .optional(),
   FLEETCAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * What this process runs: `all` (HTTP API and engine), `api` (HTTP API only) or `worker` (the
+   * engine, with only the health routes on its port). `fleetcast serve --role` overrides it.
+   */
+  FLEETCAST_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   FLEETCAST_LEASE_TTL_MS: z.coerce.number().int().min(1000).default(30_000),
   FLEETCAST_MAX_DEVICES: z.coerce.number().int().min(1).default(100_000),
   FLEETCAST_RETENTION_DAYS: z.coerce.number().int().min(1).default(90),

@@ -26,6 +26,8 @@ export interface ServerOptions {
   bodyLimit?: number | undefined;
   logger?: FastifyBaseLogger | undefined;
   version?: string | undefined;
+  /** Serve the API and its documents (default); false: only the health routes (a worker process). */
+  api?: boolean | undefined;
 }
 
 export async function buildServer(s: Services, opts: ServerOptions = {}): Promise<Api> {
@@ -41,6 +43,11 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+  if (opts.api === false) {
+    healthRoutes(app, s);
+    await app.ready();
+    return app;
+  }
   await app.register(fastifyCookie);
   await app.register(fastifySwagger, {
     openapi: {
@@ -65,17 +72,7 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   installAuth(app, s.auth);
-
-  app.get('/healthz', { schema: { hide: true } }, async () => {
-    await s.db.query('select 1');
-    const d = s.engine?.dispatcher;
-    return {
-      status: 'ok',
-      store: s.db.profile.kind,
-      devices: d?.deviceIds.length ?? 0,
-      messages: d ? { claimed: d.stats.claimed, sent: d.stats.sent, failed: d.stats.failed, recorded: d.stats.recorded } : null,
-    };
-  });
+  healthRoutes(app, s);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   accountRoutes(app, s);
@@ -87,4 +84,17 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   mediaRoutes(app, s);
   await app.ready();
   return app;
+}
+
+function healthRoutes(app: Api, s: Services): void {
+  app.get('/healthz', { schema: { hide: true } }, async () => {
+    await s.db.query('select 1');
+    const d = s.engine?.dispatcher;
+    return {
+      status: 'ok',
+      store: s.db.profile.kind,
+      devices: d?.deviceIds.length ?? 0,
+      messages: d ? { claimed: d.stats.claimed, sent: d.stats.sent, failed: d.stats.failed, recorded: d.stats.recorded } : null,
+    };
+  });
 }

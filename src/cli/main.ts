@@ -5,7 +5,8 @@ import { ConfigError } from '../config.js';
 const USAGE = `usage: fleetcast <command> [options]
 
 commands:
-  serve                         run the HTTP server and the engine (PORT, FLEETCAST_DATA_DIR, DATABASE_URL)
+  serve [--role all|api|worker]  run the HTTP server and the engine (PORT, FLEETCAST_DATA_DIR, DATABASE_URL);
+                                api: the HTTP API only; worker: the engine only (health routes on PORT)
   migrate                       apply database migrations and exit
   simulate SCENARIO.json --out DIR [--db pglite|postgres]
                                 run a scenario on the virtual clock against the simulator
@@ -17,8 +18,8 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve': {
-      const { serve } = await import('./serve.js');
-      await serve();
+      const { serve, parseServeArgs } = await import('./serve.js');
+      await serve(parseServeArgs(rest));
       return -1;
     }
     case 'migrate': {

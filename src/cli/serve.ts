@@ -1,10 +1,15 @@
-/** `fleetcast serve`: the HTTP server with the engine inside it. */
+/**
+ * `fleetcast serve`: the HTTP server with the engine inside it, or one of the two (`--role`).
+ * Several processes may share one PostgreSQL database in any mix of roles: API processes behind a
+ * load balancer, workers that share the devices between them (see the dispatcher).
+ */
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { buildServer } from '../api/server.js';
 import { ensureFirstAdmin } from '../services/accounts/bootstrap.js';
 import { accountHousekeeping } from '../services/accounts/housekeeping.js';
 import { createServices } from '../services/index.js';
-import { loadConfig } from '../config.js';
+import { ConfigError, loadConfig, type Config } from '../config.js';
 import { SystemClock } from '../engine/clock.js';
 import { Engine } from '../engine/engine.js';
 import { createLogger } from '../logger.js';
@@ -13,9 +18,32 @@ import { openStore } from '../store/open.js';
 import { SimulatorTransport } from '../transports/simulator.js';
 import type { Transport } from '../transports/transport.js';
 
-export async function serve(): Promise<void> {
+export type Role = Config['FLEETCAST_ROLE'];
+
+export interface ServeArgs {
+  role?: Role | undefined;
+}
+
+const ROLES: readonly Role[] = ['all', 'api', 'worker'];
+
+export function parseServeArgs(args: string[]): ServeArgs {
+  let values: { role?: string | undefined };
+  try {
+    ({ values } = parseArgs({ args, options: { role: { type: 'string' } } }));
+  } catch (err) {
+    throw new ConfigError(`serve: ${(err as Error).message}`);
+  }
+  if (values.role === undefined) return {};
+  if (!ROLES.includes(values.role as Role)) throw new ConfigError(`serve: --role must be one of ${ROLES.join(', ')} (got "${values.role}")`);
+  return { role: values.role as Role };
+}
+
+export async function serve(args: ServeArgs = {}): Promise<void> {
   const cfg = loadConfig();
-  const log = createLogger(cfg.FLEETCAST_LOG_LEVEL);
+  const role = args.role ?? cfg.FLEETCAST_ROLE;
+  const runsApi = role !== 'worker';
+  const runsEngine = role !== 'api';
+  const log = createLogger(cfg.FLEETCAST_LOG_LEVEL).child({ role });
   const clock = new SystemClock();
   const db = await openStore({
     databaseUrl: cfg.DATABASE_URL,
@@ -34,13 +62,15 @@ export async function serve(): Promise<void> {
     tag: `pid-${process.pid}`,
   });
   const transports = new Map<string, Transport>([['simulator', simulator]]);
-  const engine = new Engine(db, clock, transports, log, {
-    dispatcher: { leaseTtlMs: cfg.FLEETCAST_LEASE_TTL_MS, maxDevices: cfg.FLEETCAST_MAX_DEVICES },
-    maintenance: { retentionDays: cfg.FLEETCAST_RETENTION_DAYS },
-    ...(cfg.FLEETCAST_OPT_OUT_WORDS.length > 0 ? { optOutWords: cfg.FLEETCAST_OPT_OUT_WORDS } : {}),
-  });
-  engine.events.on('error', ({ where, error }) => log.error({ err: error, where }, 'engine error'));
-  await engine.start();
+  const engine = runsEngine
+    ? new Engine(db, clock, transports, log, {
+        dispatcher: { leaseTtlMs: cfg.FLEETCAST_LEASE_TTL_MS, maxDevices: cfg.FLEETCAST_MAX_DEVICES, role },
+        maintenance: { retentionDays: cfg.FLEETCAST_RETENTION_DAYS },
+        ...(cfg.FLEETCAST_OPT_OUT_WORDS.length > 0 ? { optOutWords: cfg.FLEETCAST_OPT_OUT_WORDS } : {}),
+      })
+    : undefined;
+  engine?.events.on('error', ({ where, error }) => log.error({ err: error, where }, 'engine error'));
+  await engine?.start();
   const services = createServices(db, clock, {
     log,
     importDir: join(cfg.FLEETCAST_DATA_DIR, 'imports'),
@@ -52,7 +82,8 @@ export async function serve(): Promise<void> {
     auth: { sessionTtlMs: cfg.FLEETCAST_SESSION_TTL_HOURS * 3600_000 },
     engine,
   });
-  const admin = await ensureFirstAdmin(db, clock, services.passwords, cfg.FLEETCAST_ADMIN_EMAIL, cfg.FLEETCAST_ADMIN_PASSWORD);
+  // Accounts and imports are the API's business: a worker leaves them to the API processes.
+  const admin = !runsApi ? null : await ensureFirstAdmin(db, clock, services.passwords, cfg.FLEETCAST_ADMIN_EMAIL, cfg.FLEETCAST_ADMIN_PASSWORD);
   if (admin) {
     log.info({ email: admin.email }, 'first admin account created');
     // The generated password goes to the terminal once and never into the log.
@@ -60,24 +91,27 @@ export async function serve(): Promise<void> {
       process.stdout.write(`\nAdmin account created: ${admin.email}\nPassword (shown once, change it after signing in): ${admin.generatedPassword}\n\n`);
     }
   }
-  const interrupted = await services.imports.recoverInterrupted();
-  if (interrupted > 0) log.warn({ imports: interrupted }, 'lead imports interrupted by a stop were marked failed');
+  if (runsApi) {
+    const interrupted = await services.imports.recoverInterrupted();
+    if (interrupted > 0) log.warn({ imports: interrupted }, 'lead imports interrupted by a stop were marked failed');
+  }
   const housekeeping = setInterval(() => {
+    if (!runsApi) return;
     accountHousekeeping(db, clock, services.auth.settings.windowMs).catch((err: unknown) => log.error({ err }, 'account housekeeping failed'));
   }, 10 * 60_000);
   housekeeping.unref();
-  const app = await buildServer(services, { logger: log, trustProxy: cfg.FLEETCAST_TRUST_PROXY });
+  const app = await buildServer(services, { logger: log, trustProxy: cfg.FLEETCAST_TRUST_PROXY, api: runsApi });
   let address: string;
   try {
     address = await app.listen({ port: cfg.PORT, host: cfg.HOST });
   } catch (err) {
     // Nothing may keep running without its server: hand the devices back and let the error out.
-    await engine.stop();
+    await engine?.stop();
     simulator.close();
     await db.close();
     throw err;
   }
-  log.info({ address, store: db.profile.kind }, 'fleetcast is listening');
+  log.info({ address, store: db.profile.kind, role }, 'fleetcast is listening');
   // One line on stdout that scripts (and tests) can wait for.
   process.stdout.write(`listening on ${address}\n`);
 
@@ -89,7 +123,8 @@ export async function serve(): Promise<void> {
     clearInterval(housekeeping);
     await app.close();
     await services.imports.close();
-    await engine.stop();
+    // Finishes the sends in flight, records them and hands the devices to the other workers.
+    await engine?.stop();
     simulator.close();
     await db.close();
     process.exit(0);

@@ -416,7 +416,7 @@ export class Dispatcher {
         if (slot) slot.headAt = undefined;
         continue;
       }
-      this.startSend(slot, m, now);
+      this.startSend(slot, m);
     }
     if (deferrals.length > 0) {
       this.stats.deferred += deferrals.length;
@@ -425,7 +425,13 @@ export class Dispatcher {
     return true;
   }
 
-  private startSend(slot: Slot, m: ClaimedMessage, now: number): void {
+  private startSend(slot: Slot, m: ClaimedMessage): void {
+    // The send happens now, not when the claim round began: the claim statement itself takes time
+    // (tens of ms under load, more for one round than the next), and pacing counted from the
+    // round's start let real gaps come out shorter than the device's minimum by that difference.
+    // The same instant is the attempt time recorded in the outbox, from which a new owner rebuilds
+    // the pacing history.
+    const now = this.clock.now();
     slot.inFlight = true;
     slot.headAt = undefined;
     this.inFlight++;

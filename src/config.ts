@@ -23,6 +23,10 @@ const schema = z.object({
   /** Simulator: append every send attempt to this file (and prove sends from it after a crash). */
   FLEETCAST_SIMULATOR_LOG: z.string().optional(),
   FLEETCAST_SIMULATOR_LATENCY_MS: z.coerce.number().int().min(0).default(0),
+  /** Simulator: random drops per connected device-hour (0: none), how long each lasts at most, and the share of devices that flap. */
+  FLEETCAST_SIMULATOR_DROPS_PER_HOUR: z.coerce.number().min(0).default(0),
+  FLEETCAST_SIMULATOR_DROP_MS: z.coerce.number().int().min(1).default(5_000),
+  FLEETCAST_SIMULATOR_DROP_SHARE: z.coerce.number().min(0).max(1).default(1),
   /** The first admin, created on a database without accounts (password generated and printed if unset). */
   FLEETCAST_ADMIN_EMAIL: z.email().default('admin@fleetcast.local'),
   FLEETCAST_ADMIN_PASSWORD: z.string().min(10, 'at least 10 characters').optional(),

@@ -12,6 +12,8 @@ commands:
                                 run a scenario on the virtual clock against the simulator
   bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
                                 measure the dispatcher end to end
+  chaos [options]               kill workers, restart PostgreSQL and flap devices mid-campaign, then
+                                check nothing was lost or sent twice (fleetcast chaos --help)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -29,6 +31,10 @@ async function main(argv: string[]): Promise<number> {
     case 'simulate': {
       const { simulateCommand } = await import('./simulate.js');
       return simulateCommand(rest);
+    }
+    case 'chaos': {
+      const { chaosCommand } = await import('./chaos.js');
+      return chaosCommand(rest);
     }
     case 'bench': {
       const { benchCommand } = await import('./bench.js');

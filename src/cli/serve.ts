@@ -58,6 +58,15 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     clock,
     seed: process.pid,
     ...(latency > 0 ? { latency: { minMs: Math.floor(latency / 2), maxMs: latency } } : {}),
+    ...(cfg.FLEETCAST_SIMULATOR_DROPS_PER_HOUR > 0
+      ? {
+          disconnects: {
+            perHour: cfg.FLEETCAST_SIMULATOR_DROPS_PER_HOUR,
+            downtime: { minMs: Math.ceil(cfg.FLEETCAST_SIMULATOR_DROP_MS / 10), maxMs: cfg.FLEETCAST_SIMULATOR_DROP_MS },
+            share: cfg.FLEETCAST_SIMULATOR_DROP_SHARE,
+          },
+        }
+      : {}),
     ...(cfg.FLEETCAST_SIMULATOR_LOG ? { logFile: cfg.FLEETCAST_SIMULATOR_LOG } : {}),
     tag: `pid-${process.pid}`,
   });

@@ -48,8 +48,12 @@ export interface SimulatorOptions {
   connectDelayMs?: number;
   /** Devices that stay offline when asked to connect, until reconnected by an event. */
   offlineDevices?: Iterable<number>;
-  /** Random disconnects: expected drops per device-hour, and how long each lasts. */
-  disconnects?: { perHour: number; downtime: Range };
+  /**
+   * Random disconnects: expected drops per device-hour, and how long each lasts. `share` (0-1)
+   * limits them to that fraction of the devices, chosen by device id, so processes sharing the
+   * devices agree on which ones flap.
+   */
+  disconnects?: { perHour: number; downtime: Range; share?: number };
   receipts?: { deliveredAfter: Range; readRate: number; readAfter: Range };
   replies?: { rate: number; after: Range; text?: string };
   /** Appends each attempt as a JSON line and reads it back on start, for crash-proof records. */
@@ -206,6 +210,7 @@ export class SimulatorTransport implements Transport {
   private scheduleDrop(dev: SimDevice): void {
     const d = this.opts.disconnects;
     if (!d || d.perHour <= 0) return;
+    if (d.share !== undefined && !flaps(dev.ref.id, d.share)) return;
     // Exponential time to the next drop: a Poisson process of `perHour` drops per connected hour.
     const wait = Math.max(1, Math.round((-Math.log(1 - this.random()) / d.perHour) * 3_600_000));
     const gen = dev.generation;
@@ -349,3 +354,9 @@ export class SimulatorTransport implements Transport {
 }
 
 export type { DeviceStatus };
+
+/** Whether a device is among the `share` of devices that flap: a fixed spread of its id, the same in every process. */
+export function flaps(deviceId: number, share: number): boolean {
+  // Knuth's multiplicative hash spreads consecutive ids evenly over [0, 1).
+  return ((Math.imul(deviceId, 2654435761) >>> 0) / 2 ** 32) < share;
+}

@@ -11,6 +11,8 @@ import { createLogger } from '../logger.js';
 import { migrate } from '../store/migrate.js';
 import { openStore } from '../store/open.js';
 import { SimulatorTransport } from '../transports/simulator.js';
+import { DeviceLinkRunner } from '../services/devices/link-runner.js';
+import { isDeviceLinked } from '../store/sql/device-links.js';
 import type { Transport } from '../transports/transport.js';
 
 export async function serve(): Promise<void> {
@@ -32,6 +34,7 @@ export async function serve(): Promise<void> {
     ...(latency > 0 ? { latency: { minMs: Math.floor(latency / 2), maxMs: latency } } : {}),
     ...(cfg.FLEETCAST_SIMULATOR_LOG ? { logFile: cfg.FLEETCAST_SIMULATOR_LOG } : {}),
     tag: `pid-${process.pid}`,
+    isLinked: (id) => isDeviceLinked(db, id),
   });
   const transports = new Map<string, Transport>([['simulator', simulator]]);
   const engine = new Engine(db, clock, transports, log, {
@@ -40,6 +43,9 @@ export async function serve(): Promise<void> {
     ...(cfg.FLEETCAST_OPT_OUT_WORDS.length > 0 ? { optOutWords: cfg.FLEETCAST_OPT_OUT_WORDS } : {}),
   });
   engine.events.on('error', ({ where, error }) => log.error({ err: error, where }, 'engine error'));
+  // Before the engine: the devices it takes over at start may have links to resume.
+  const links = new DeviceLinkRunner(db, clock, transports, engine, log.child({ component: 'links' }));
+  await links.start();
   await engine.start();
   const services = createServices(db, clock, {
     log,
@@ -90,6 +96,7 @@ export async function serve(): Promise<void> {
     await app.close();
     await services.imports.close();
     await engine.stop();
+    await links.stop();
     simulator.close();
     await db.close();
     process.exit(0);

@@ -13,6 +13,7 @@ import { installErrorHandling } from './errors.js';
 import { accountRoutes } from './routes/accounts.js';
 import { campaignRoutes } from './routes/campaigns.js';
 import { deviceRoutes } from './routes/devices.js';
+import { deviceLinkRoutes } from './routes/device-link.js';
 import { importRoutes } from './routes/imports.js';
 import { leadRoutes } from './routes/leads.js';
 import { mediaRoutes } from './routes/media.js';
@@ -82,6 +83,7 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   campaignRoutes(app, s);
   sequenceRoutes(app, s);
   mediaRoutes(app, s);
+  deviceLinkRoutes(app, s);
   await app.ready();
   return app;
 }

@@ -8,6 +8,7 @@ import type { TokenService } from '../services/accounts/tokens.js';
 import type { UserService } from '../services/accounts/users.js';
 import type { CampaignService } from '../services/campaigns.js';
 import type { DeviceService } from '../services/devices.js';
+import type { DeviceLinkService } from '../services/devices/link-service.js';
 import type { LeadImports } from '../services/leads/import/service.js';
 import type { LeadService } from '../services/leads/leads.js';
 import type { MediaService } from '../services/media/index.js';
@@ -28,6 +29,7 @@ export interface Services {
   campaigns: CampaignService;
   sequences: SequenceService;
   media: MediaService;
+  deviceLinks: DeviceLinkService;
   /** The engine running in this process, for health figures; absent in API-only tests. */
   engine?: Engine | undefined;
 }

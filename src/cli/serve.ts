@@ -16,6 +16,8 @@ import { createLogger } from '../logger.js';
 import { migrate } from '../store/migrate.js';
 import { openStore } from '../store/open.js';
 import { SimulatorTransport } from '../transports/simulator.js';
+import { DeviceLinkRunner } from '../services/devices/link-runner.js';
+import { isDeviceLinked } from '../store/sql/device-links.js';
 import type { Transport } from '../transports/transport.js';
 
 export type Role = Config['FLEETCAST_ROLE'];
@@ -69,6 +71,7 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
       : {}),
     ...(cfg.FLEETCAST_SIMULATOR_LOG ? { logFile: cfg.FLEETCAST_SIMULATOR_LOG } : {}),
     tag: `pid-${process.pid}`,
+    isLinked: (id) => isDeviceLinked(db, id),
   });
   const transports = new Map<string, Transport>([['simulator', simulator]]);
   const engine = runsEngine
@@ -79,6 +82,10 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
       })
     : undefined;
   engine?.events.on('error', ({ where, error }) => log.error({ err: error, where }, 'engine error'));
+  // Links run where the devices are served. Before the engine: the devices it takes over at start
+  // may have links to resume.
+  const links = engine ? new DeviceLinkRunner(db, clock, transports, engine, log.child({ component: 'links' })) : undefined;
+  await links?.start();
   await engine?.start();
   const services = createServices(db, clock, {
     log,
@@ -116,6 +123,7 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
   } catch (err) {
     // Nothing may keep running without its server: hand the devices back and let the error out.
     await engine?.stop();
+    await links?.stop();
     simulator.close();
     await db.close();
     throw err;
@@ -134,6 +142,7 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     await services.imports.close();
     // Finishes the sends in flight, records them and hands the devices to the other workers.
     await engine?.stop();
+    await links?.stop();
     simulator.close();
     await db.close();
     process.exit(0);

@@ -21,6 +21,7 @@ import type { Actor } from './actor.js';
 import { iso } from './accounts/views.js';
 import { AppError, forbidden, notFound } from './errors.js';
 import { normalisePhone } from './leads/phone.js';
+import type { DeviceLifecycle } from './devices/lifecycle.js';
 
 export interface DeviceView {
   id: number;
@@ -36,6 +37,7 @@ export interface DeviceView {
   pause_reason: string | null;
   last_seen_at: string | null;
   created_at: string;
+  linked: boolean;
 }
 
 export function deviceView(d: DeviceRow): DeviceView {
@@ -53,6 +55,7 @@ export function deviceView(d: DeviceRow): DeviceView {
     pause_reason: d.pause_reason,
     last_seen_at: iso(d.last_seen_at),
     created_at: d.created_at.toISOString(),
+    linked: d.linked,
   };
 }
 
@@ -64,9 +67,11 @@ export interface DeviceInput {
   max_delay_ms?: number | undefined;
   hourly_limit?: number | null | undefined;
   daily_limit?: number | null | undefined;
+  /** Simulator devices only: false creates it unlinked (it goes online once linked through the API). */
+  linked?: boolean | undefined;
 }
 
-export type DevicePatch = Partial<DeviceInput>;
+export type DevicePatch = Partial<Omit<DeviceInput, 'linked'>>;
 
 export const DEFAULT_MIN_DELAY_MS = 5_000;
 export const DEFAULT_MAX_DELAY_MS = 15_000;
@@ -79,6 +84,8 @@ export class DeviceService {
     private readonly transports: readonly string[],
     /** A deleted device leaves team members' scopes: their cached credentials must go. */
     private readonly authChanged: () => Promise<void> = async () => {},
+    /** Unlinking on delete and on a change of transport (see services/devices/lifecycle.ts). */
+    private readonly lifecycle: DeviceLifecycle | undefined = undefined,
   ) {}
 
   private now(): Date {
@@ -118,6 +125,11 @@ export class DeviceService {
     const min = input.min_delay_ms ?? DEFAULT_MIN_DELAY_MS;
     const max = input.max_delay_ms ?? Math.max(min, DEFAULT_MAX_DELAY_MS);
     this.checkDelays(min, max);
+    const transport = input.transport ?? this.transports[0]!;
+    // A real account is linked by scanning or by credentials, never by saying so.
+    if (transport !== 'simulator' && input.linked === true) {
+      throw new AppError('VALIDATION_FAILED', 422, 'only a simulator device can be created linked', [{ path: 'linked', message: 'link it through /devices/{id}/link' }]);
+    }
     const [id] = await insertDevices(
       this.db,
       actor.tenantId,
@@ -125,7 +137,8 @@ export class DeviceService {
         {
           name: input.name,
           phone: this.phone(actor, input.phone) ?? null,
-          transport: input.transport ?? this.transports[0]!,
+          transport,
+          linked: transport === 'simulator' ? (input.linked ?? true) : false,
           minDelayMs: min,
           maxDelayMs: max,
           hourlyLimit: input.hourly_limit ?? null,
@@ -160,6 +173,11 @@ export class DeviceService {
       dailyLimit: patch.daily_limit,
     });
     if (!row) throw notFound('device');
+    if (patch.transport !== undefined && patch.transport !== d.transport && this.lifecycle) {
+      await this.lifecycle.transportChanged(id, patch.transport);
+      await this.announce([id]);
+      return deviceView((await getDevice(this.db, actor.tenantId, id)) ?? row);
+    }
     await this.announce([id]);
     return deviceView(row);
   }
@@ -191,6 +209,7 @@ export class DeviceService {
   async delete(actor: Actor, id: number): Promise<void> {
     if (actor.teamMember) throw forbidden('TEAM_MEMBER_FORBIDDEN', 'team members cannot delete devices');
     const now = this.now();
+    if (this.lifecycle && (await getDevice(this.db, actor.tenantId, id))) await this.lifecycle.deleting(id);
     const moved = await this.db.transaction(async (tx) => {
       const enrollments = await deleteDevice(tx, actor.tenantId, id, now);
       // Sequence steps that were waiting on it are written again, through another device.

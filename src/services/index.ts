@@ -10,6 +10,7 @@ import { TokenService } from './accounts/tokens.js';
 import { UserService } from './accounts/users.js';
 import { CampaignService, type MediaPreparer } from './campaigns.js';
 import { DeviceService } from './devices.js';
+import { DeviceLinkService } from './devices/link-service.js';
 import { LeadImports } from './leads/import/service.js';
 import { LeadService } from './leads/leads.js';
 import { MediaService } from './media/index.js';
@@ -37,6 +38,7 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
   const passwords = o.passwords ?? new PasswordHasher();
   const auth = new AuthService(db, clock, passwords, { ...defaultAuthSettings, ...o.auth });
   const authChanged = () => auth.changed();
+  const deviceLinks = new DeviceLinkService(db, clock);
   const media = new MediaService(db, clock, { dir: o.mediaDir ?? join(o.importDir, 'media'), allowPrivateAddresses: o.mediaAllowPrivateAddresses, log: o.log });
   return {
     db,
@@ -45,12 +47,13 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
     auth,
     users: new UserService(db, clock, passwords, authChanged),
     tokens: new TokenService(db, clock, authChanged),
-    devices: new DeviceService(db, clock, o.transports, authChanged),
+    devices: new DeviceService(db, clock, o.transports, authChanged, deviceLinks),
     leads: new LeadService(db, clock),
     imports: new LeadImports({ db, clock, log: o.log, dir: o.importDir, owner: o.owner, ...(o.importMaxBytes ? { maxBytes: o.importMaxBytes } : {}) }),
     campaigns: new CampaignService(db, clock, campaignMedia(media)),
     sequences: new SequenceService(db, clock, campaignMedia(media)),
     media,
+    deviceLinks,
     engine: o.engine,
   };
 }

@@ -8,12 +8,18 @@
  *
  * All randomness comes from one seeded generator and all time from the injected clock: a run is
  * reproducible, and in virtual time thousands of devices cost nothing while they wait.
+ *
+ * Linking. A simulator device counts as linked unless `isLinked` (the devices table) says
+ * otherwise; an unlinked one stays down when asked to connect. `link()` runs the flow a phone
+ * would: QR codes `fleetcast-sim:<device>:<nonce>`, each replaced after `qrRefreshMs`, the link
+ * expiring after `qrCodes` of them unless `simulateScan()` completes it; or a pairing code that
+ * links by itself after `pairingDelayMs`. A linked device then comes online as after connect().
  */
 import { setMaxListeners } from 'node:events';
 import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { Clock } from '../engine/clock.js';
 import { seededRandom } from '../engine/pacing.js';
-import type { DeviceRef, DeviceStatus, OutboundMessage, SendProof, SendResult, Transport, TransportEvent } from './transport.js';
+import type { DeviceRef, DeviceStatus, LinkRequest, OutboundMessage, SendProof, SendResult, Transport, TransportEvent } from './transport.js';
 
 export type SendOutcome = 'sent' | 'transient_error' | 'permanent_error' | 'restricted' | 'offline';
 
@@ -65,6 +71,20 @@ export interface SimulatorOptions {
    * million messages turn it off and read `counts` instead.
    */
   record?: boolean;
+  /** Whether a device is linked (the devices table); without it every device counts as linked. */
+  isLinked?: (deviceId: number) => Promise<boolean>;
+  link?: SimulatorLinkOptions;
+}
+
+export interface SimulatorLinkOptions {
+  /** How long each QR code is shown before the next replaces it (default 20 s). */
+  qrRefreshMs?: number;
+  /** QR codes shown before the link expires (default 5). */
+  qrCodes?: number;
+  /** How long after showing a pairing code the simulated phone enters it (default 5 s). */
+  pairingDelayMs?: number;
+  /** How long a pairing code is said to be valid (default 3 minutes). */
+  pairingCodeTtlMs?: number;
 }
 
 interface SimDevice {
@@ -73,7 +93,13 @@ interface SimDevice {
   wanted: boolean;
   restrictedUntil: number;
   generation: number;
+  linked: boolean;
+  /** The link in progress, if any; `gen` tells its timers apart from a replaced link's. */
+  linking: { gen: number; method: LinkRequest['method'] } | null;
+  linkGen: number;
 }
+
+const PAIRING_ALPHABET = 'ABCDEFGHJKLMNPQRSTVWXYZ123456789';
 
 export class SimulatorTransport implements Transport {
   readonly kind = 'simulator';
@@ -172,11 +198,20 @@ export class SimulatorTransport implements Transport {
     return r.minMs + Math.floor(this.random() * (r.maxMs - r.minMs + 1));
   }
 
-  async connect(ref: DeviceRef): Promise<void> {
-    const dev = this.devices.get(ref.id) ?? { ref, connected: false, wanted: true, restrictedUntil: 0, generation: 0 };
+  private device(ref: DeviceRef): SimDevice {
+    const dev = this.devices.get(ref.id) ?? { ref, connected: false, wanted: true, restrictedUntil: 0, generation: 0, linked: true, linking: null, linkGen: 0 };
     dev.ref = ref;
-    dev.wanted = true;
     this.devices.set(ref.id, dev);
+    return dev;
+  }
+
+  async connect(ref: DeviceRef): Promise<void> {
+    const dev = this.device(ref);
+    dev.wanted = true;
+    // A link in progress brings the device up itself; an unlinked one has no account to go online with.
+    if (dev.linking) return;
+    if (this.opts.isLinked && !dev.connected) dev.linked = await this.opts.isLinked(ref.id);
+    if (!dev.linked) return;
     if (this.offline.has(ref.id)) return;
     if (dev.connected) {
       // A new owner (after a takeover) must hear the device is up.
@@ -201,10 +236,119 @@ export class SimulatorTransport implements Transport {
     if (!dev) return;
     dev.wanted = false;
     dev.generation++;
+    // Whoever serves the device next starts its link again.
+    dev.linking = null;
+    dev.linkGen++;
     if (dev.connected) {
       dev.connected = false;
       this.emit({ type: 'status', deviceId, status: 'offline', at: this.clock.now() });
     }
+  }
+
+  private goOnline(dev: SimDevice): void {
+    if (!dev.wanted || dev.connected || this.offline.has(dev.ref.id)) return;
+    const gen = ++dev.generation;
+    this.emit({ type: 'status', deviceId: dev.ref.id, status: 'connecting', at: this.clock.now() });
+    const up = () => {
+      if (!dev.wanted || dev.generation !== gen || !dev.linked) return;
+      dev.connected = true;
+      this.emit({ type: 'status', deviceId: dev.ref.id, status: 'online', at: this.clock.now() });
+      this.scheduleDrop(dev);
+    };
+    const delay = this.opts.connectDelayMs ?? 0;
+    if (delay > 0) this.later(delay, up);
+    else up();
+  }
+
+  private get linkOptions(): Required<SimulatorLinkOptions> {
+    const o = this.opts.link ?? {};
+    return { qrRefreshMs: o.qrRefreshMs ?? 20_000, qrCodes: o.qrCodes ?? 5, pairingDelayMs: o.pairingDelayMs ?? 5_000, pairingCodeTtlMs: o.pairingCodeTtlMs ?? 180_000 };
+  }
+
+  private hex(bytes: number): string {
+    let out = '';
+    for (let i = 0; i < bytes; i++) out += Math.floor(this.random() * 256).toString(16).padStart(2, '0');
+    return out;
+  }
+
+  /** Starts linking: the device drops whatever account it had and shows a QR code or a pairing code. */
+  async link(ref: DeviceRef, request: LinkRequest): Promise<void> {
+    const dev = this.device(ref);
+    dev.wanted = true;
+    const gen = ++dev.linkGen;
+    dev.linking = { gen, method: request.method };
+    dev.linked = false;
+    if (dev.connected) {
+      dev.connected = false;
+      dev.generation++;
+      this.emit({ type: 'status', deviceId: ref.id, status: 'offline', at: this.clock.now(), reason: 'linking' });
+    }
+    const o = this.linkOptions;
+    if (request.method === 'qr') {
+      const show = (n: number) => {
+        if (dev.linking?.gen !== gen) return;
+        const qr = `fleetcast-sim:${ref.id}:${this.hex(8)}`;
+        this.emitLink(ref.id, { state: 'waiting_for_scan', qr, expiresAt: this.clock.now() + o.qrRefreshMs });
+        this.later(o.qrRefreshMs, () => {
+          if (dev.linking?.gen !== gen) return;
+          if (n < o.qrCodes) return show(n + 1);
+          dev.linking = null;
+          this.emitLink(ref.id, { state: 'expired' });
+        });
+      };
+      show(1);
+      return;
+    }
+    let code = '';
+    for (let i = 0; i < 8; i++) code += PAIRING_ALPHABET[Math.floor(this.random() * PAIRING_ALPHABET.length)];
+    this.emitLink(ref.id, { state: 'waiting_for_code', pairingCode: `${code.slice(0, 4)}-${code.slice(4)}`, expiresAt: this.clock.now() + o.pairingCodeTtlMs });
+    this.later(o.pairingDelayMs, () => {
+      if (dev.linking?.gen === gen) this.completeLink(dev, request.phone);
+    });
+  }
+
+  private emitLink(deviceId: number, progress: Extract<TransportEvent, { type: 'link' }>['progress']): void {
+    this.emit({ type: 'link', deviceId, at: this.clock.now(), progress });
+  }
+
+  private completeLink(dev: SimDevice, phone: string): void {
+    dev.linking = null;
+    dev.linked = true;
+    dev.ref = { ...dev.ref, phone };
+    this.emitLink(dev.ref.id, { state: 'linked', phone });
+    this.goOnline(dev);
+  }
+
+  /** The simulated phone scans the QR code on show: false when none is. */
+  simulateScan(deviceId: number, phone: string): boolean {
+    const dev = this.devices.get(deviceId);
+    if (!dev || dev.linking?.method !== 'qr') return false;
+    this.completeLink(dev, phone);
+    return true;
+  }
+
+  /** The QR code or pairing code on show, if a link is in progress (for tests and the demo). */
+  linking(deviceId: number): LinkRequest['method'] | null {
+    return this.devices.get(deviceId)?.linking?.method ?? null;
+  }
+
+  async cancelLink(deviceId: number): Promise<void> {
+    const dev = this.devices.get(deviceId);
+    if (!dev) return;
+    dev.linking = null;
+    dev.linkGen++;
+  }
+
+  /** The account unlinks the device: it goes down as `logged_out` and stays down until linked again. */
+  async logout(deviceId: number): Promise<void> {
+    const dev = this.devices.get(deviceId);
+    if (!dev) return;
+    dev.linking = null;
+    dev.linkGen++;
+    dev.linked = false;
+    dev.generation++;
+    dev.connected = false;
+    if (dev.wanted) this.emit({ type: 'status', deviceId, status: 'logged_out', at: this.clock.now() });
   }
 
   private scheduleDrop(dev: SimDevice): void {
@@ -228,7 +372,7 @@ export class SimulatorTransport implements Transport {
     dev.connected = false;
     this.emit({ type: 'status', deviceId, status: 'offline', at: this.clock.now(), reason });
     this.later(downMs, () => {
-      if (dev.generation !== gen || !dev.wanted) return;
+      if (dev.generation !== gen || !dev.wanted || !dev.linked) return;
       this.offline.delete(deviceId);
       dev.connected = true;
       this.emit({ type: 'status', deviceId, status: 'online', at: this.clock.now() });

@@ -56,7 +56,23 @@ export type TransportEvent =
   | { type: 'status'; deviceId: number; status: DeviceStatus; at: number; reason?: string }
   | { type: 'receipt'; deviceId: number; messageId: number; status: 'delivered' | 'read'; at: number }
   | { type: 'incoming'; deviceId: number; from: string; text: string; at: number }
-  | { type: 'restricted'; deviceId: number; until: number; reason: string; at: number };
+  | { type: 'restricted'; deviceId: number; until: number; reason: string; at: number }
+  /** How a link started with `link()` goes; the engine ignores it, the device-link runner records it. */
+  | { type: 'link'; deviceId: number; at: number; progress: LinkProgress };
+
+/** How to pair a device with a WhatsApp account: a QR code to scan, or a code typed on the phone. */
+export type LinkRequest = { method: 'qr' } | { method: 'pairing_code'; phone: string };
+
+/**
+ * The steps of a link, as a transport reports them. `expiresAt` is when the QR code or pairing code
+ * shown stops working (a QR is replaced by a new one before then, until the transport gives up).
+ */
+export type LinkProgress =
+  | { state: 'waiting_for_scan'; qr: string; expiresAt: number }
+  | { state: 'waiting_for_code'; pairingCode: string; expiresAt: number }
+  | { state: 'linked'; phone: string | null }
+  | { state: 'failed'; code: string; message: string }
+  | { state: 'expired' };
 
 /** What a transport can prove about a send the engine lost track of (a crash mid-send). */
 export type SendProof = { status: 'sent'; at: number } | { status: 'not_sent' };
@@ -72,4 +88,16 @@ export interface Transport {
    */
   proveSends?(messageIds: readonly number[]): Promise<Map<number, SendProof>>;
   onEvent(listener: (event: TransportEvent) => void): () => void;
+
+  /*
+   * Linking, for transports whose devices are paired with a phone. All optional: the engine never
+   * calls them, and a transport without them simply cannot be linked through the API.
+   */
+
+  /** Starts (or restarts) linking the device; progress comes as `link` events. */
+  link?(device: DeviceRef, request: LinkRequest): Promise<void>;
+  /** Abandons a link in progress; no further `link` events for it. */
+  cancelLink?(deviceId: number): Promise<void>;
+  /** Unlinks the device from its WhatsApp account and forgets its credentials. */
+  logout?(deviceId: number): Promise<void>;
 }

@@ -136,6 +136,12 @@ const probes: Record<string, Probe> = {
   'GET /api/v1/media/{id}': { expect: 404 },
   'GET /api/v1/media/{id}/content': { expect: 404 },
   'DELETE /api/v1/media/{id}': { expect: 404 },
+
+  'POST /api/v1/devices/{id}/link': { body: () => ({ method: 'qr' }), expect: 404 },
+  'GET /api/v1/devices/{id}/link': { expect: 404 },
+  'DELETE /api/v1/devices/{id}/link': { expect: 404 },
+  'POST /api/v1/devices/{id}/logout': { expect: 404 },
+  'POST /api/v1/devices/{id}/link/simulate-scan': { body: () => ({ phone: '+60129990003' }), expect: 404 },
 };
 
 function fill(path: string, a: Ids): string {
@@ -175,6 +181,8 @@ async function snapshot(api: TestApi, userId: number): Promise<string> {
     await q(`select * from media where user_id = $1 order by id`),
     await q(`select cd.* from campaign_devices cd join campaigns c on c.id = cd.campaign_id where c.user_id = $1 order by 1, 2`),
     await q(`select q.* from pool_queue q join campaigns c on c.id = q.campaign_id where c.user_id = $1 order by 1, 2`),
+    await q(`select * from device_links where user_id = $1 order by device_id`),
+    await q(`select t.* from transport_auth t join devices d on d.id = t.device_id where d.user_id = $1 order by 1, 2, 3`),
   ].join('\n');
 }
 

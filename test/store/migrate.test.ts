@@ -19,7 +19,9 @@ const ENGINE_TABLES = [
   'campaign_chunks',
   'campaign_devices',
   'campaigns',
+  'cloud_api_numbers',
   'device_leases',
+  'device_links',
   'device_members',
   'devices',
   'engine_processes',
@@ -37,7 +39,9 @@ const ENGINE_TABLES = [
   'sequence_steps',
   'sequences',
   'sessions',
+  'transport_auth',
   'users',
+  'wa_numbers',
 ];
 
 /** Every released version; the test migrations below come after the last of them. */

@@ -5,7 +5,7 @@ import { errorSchema } from '../errors.js';
 import { cursorOf, emptyReply, idParams, nullableTimestamp, page, pageOf, pageQuery, security, timestamp } from '../schemas.js';
 import type { Api, Services } from '../types.js';
 
-const device = z
+export const device = z
   .object({
     id: z.number().int(),
     name: z.string(),
@@ -20,6 +20,7 @@ const device = z
     pause_reason: z.string().nullable(),
     last_seen_at: nullableTimestamp,
     created_at: timestamp,
+    linked: z.boolean().describe('paired with a WhatsApp account (or, for the Cloud API, given its credentials)'),
   })
   .meta({ id: 'Device' });
 
@@ -34,6 +35,7 @@ const deviceInput = z.strictObject({
   max_delay_ms: delay.optional().describe('longest random gap between two sends (ms)'),
   hourly_limit: limit.optional().describe('most sends in any rolling hour; null: no cap'),
   daily_limit: limit.optional().describe("most sends in one of the owner's local days; null: no cap"),
+  linked: z.boolean().optional().describe('simulator only (default true): false creates it unlinked, to link through /devices/{id}/link'),
 });
 
 const stats = z.object({
@@ -69,7 +71,7 @@ export function deviceRoutes(app: Api, s: Services): void {
     handler: async (req) => s.devices.get(actorOf(req), req.params.id),
   });
   app.patch('/api/v1/devices/:id', {
-    schema: { tags: ['devices'], summary: 'Change a device', security, params: idParams, body: deviceInput.partial(), response: { 200: device, ...errors } },
+    schema: { tags: ['devices'], summary: 'Change a device', security, params: idParams, body: deviceInput.omit({ linked: true }).partial(), response: { 200: device, ...errors } },
     handler: async (req) => s.devices.update(actorOf(req), req.params.id, req.body),
   });
   app.delete('/api/v1/devices/:id', {

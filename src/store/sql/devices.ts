@@ -58,16 +58,18 @@ export interface NewDevice {
   maxDelayMs: number;
   hourlyLimit?: number | null;
   dailyLimit?: number | null;
+  /** Paired with an account; default true (a simulator device counts as scanned). */
+  linked?: boolean;
 }
 
 /** Creates many devices of one user in one statement; ids come back in input order. */
 export async function insertDevices(db: Queryable, userId: number, devices: readonly NewDevice[], now: Date): Promise<number[]> {
   if (devices.length === 0) return [];
   const res = await db.query<{ id: number; ord: number }>(
-    `insert into devices (user_id, name, phone, transport, min_delay_ms, max_delay_ms, hourly_limit, daily_limit, created_at)
-     select $1, u.name, u.phone, u.transport, u.min_ms, u.max_ms, u.hourly, u.daily, $9
-       from unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[])
-            with ordinality as u(name, phone, transport, min_ms, max_ms, hourly, daily, ord)
+    `insert into devices (user_id, name, phone, transport, min_delay_ms, max_delay_ms, hourly_limit, daily_limit, created_at, linked)
+     select $1, u.name, u.phone, u.transport, u.min_ms, u.max_ms, u.hourly, u.daily, $9, u.linked
+       from unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $10::boolean[])
+            with ordinality as u(name, phone, transport, min_ms, max_ms, hourly, daily, linked, ord)
       order by u.ord
      returning id`,
     [
@@ -80,6 +82,7 @@ export async function insertDevices(db: Queryable, userId: number, devices: read
       devices.map((d) => d.hourlyLimit ?? null),
       devices.map((d) => d.dailyLimit ?? null),
       now,
+      devices.map((d) => d.linked ?? true),
     ],
   );
   return res.rows.map((r) => r.id).sort((a, b) => a - b);
@@ -99,10 +102,11 @@ export interface DeviceRow {
   pause_reason: string | null;
   last_seen_at: Date | null;
   created_at: Date;
+  linked: boolean;
 }
 
 const deviceColumns = `d.id, d.name, d.phone, d.transport, d.status, d.min_delay_ms, d.max_delay_ms, d.hourly_limit,
-  d.daily_limit, d.paused_until, d.pause_reason, d.last_seen_at, d.created_at`;
+  d.daily_limit, d.paused_until, d.pause_reason, d.last_seen_at, d.created_at, d.linked`;
 
 export async function getDevice(db: Queryable, tenantId: number, id: number): Promise<DeviceRow | null> {
   const res = await db.query<DeviceRow>(

@@ -9,6 +9,8 @@ import { machine, printTable } from './bench/report.js';
  */
 const others: Record<string, (args: string[]) => Promise<number>> = {
   campaign: async (a) => (await import('./bench/campaign.js')).benchCampaign(a),
+  'graphile-worker': async (a) => (await import('./bench/graphile.js')).benchGraphile(a),
+  'graphile-worker-run': async (a) => (await import('./bench/graphile.js')).graphileRun(a[0] ?? '{}'),
   import: async (a) => (await import('./bench/import.js')).benchImport(a),
   'lead-list': async (a) => (await import('./bench/lead-list.js')).benchLeadList(a),
   pool: async (a) => (await import('./bench/pool.js')).benchPool(a),
@@ -24,6 +26,7 @@ fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--
                   local server at postgresql://postgres@127.0.0.1:5432/postgres), in a scratch schema
   --json          print one JSON object instead of a table
   --profile       also time every SQL statement of the timed run
+  --processes N   dispatching processes sharing the devices, as several workers would (postgres only)
 `;
 
 export async function benchCommand(args: string[]): Promise<number> {
@@ -42,6 +45,7 @@ export async function benchCommand(args: string[]): Promise<number> {
         db: { type: 'string', default: 'pglite' },
         json: { type: 'boolean', default: false },
         profile: { type: 'boolean', default: false },
+        processes: { type: 'string', default: '1' },
       },
       strict: true,
     });
@@ -57,12 +61,15 @@ export async function benchCommand(args: string[]): Promise<number> {
   if (!Number.isInteger(devices) || devices < 1) errors.push('--devices must be a whole number >= 1');
   if (!Number.isInteger(messages) || messages < 1) errors.push('--messages must be a whole number >= 1');
   if (v.db !== 'pglite' && v.db !== 'postgres') errors.push('--db must be pglite or postgres');
+  const processes = Number(v.processes);
+  if (!Number.isInteger(processes) || processes < 1) errors.push('--processes must be a whole number >= 1');
+  else if (processes > 1 && v.db !== 'postgres') errors.push('--processes above 1 needs --db postgres (PGlite is one process)');
   if (errors.length > 0) {
     process.stderr.write(`fleetcast bench: ${errors.join('; ')}\n\n${USAGE}`);
     return 2;
   }
   const { benchDispatch } = await import('./bench/dispatch.js');
-  const result = await benchDispatch({ devices, messages, db: v.db as 'pglite' | 'postgres', progress: !v.json, profile: v.profile });
+  const result = await benchDispatch({ devices, messages, db: v.db as 'pglite' | 'postgres', progress: !v.json, profile: v.profile, processes });
   const out = { benchmark: 'dispatch', ...result, ...machine() };
   if (v.json) process.stdout.write(JSON.stringify(out) + '\n');
   else printTable(out);

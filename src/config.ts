@@ -6,6 +6,10 @@ const schema = z.object({
   HOST: z.string().default('127.0.0.1'),
   FLEETCAST_DATA_DIR: z.string().min(1).default('./data'),
   DATABASE_URL: z.string().url().optional(),
+  /** Where LISTEN goes when DATABASE_URL points at PgBouncer in transaction mode: PostgreSQL itself. */
+  FLEETCAST_DB_LISTEN_URL: z.string().url().optional(),
+  /** Connections this process keeps to PostgreSQL (plus one for LISTEN). */
+  FLEETCAST_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(8),
   /** A PostgreSQL schema to keep Fleetcast's tables in (created if missing); default: search_path. */
   FLEETCAST_DB_SCHEMA: z
     .string()

@@ -17,7 +17,8 @@ const others: Record<string, (args: string[]) => Promise<number>> = {
   sequence: async (a) => (await import('./bench/sequence.js')).benchSequence(a),
 };
 
-const USAGE = `usage: fleetcast bench dispatch|campaign|pool|sequence|import|lead-list [options]   (fleetcast bench <name> --help)
+const USAGE = `usage: fleetcast bench [dispatch|campaign|pool|sequence|import|lead-list|graphile-worker] [options]
+  (fleetcast bench <name> --help; with no name, every benchmark and one table: fleetcast bench --help)
 
 fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
   --devices N     devices sending at once (default 3000)
@@ -33,7 +34,9 @@ export async function benchCommand(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   // The timed half of `bench dispatch`, in a process of its own (see bench/dispatch.ts).
   if (name === 'dispatch-worker') return (await import('./bench/dispatch.js')).dispatchWorker(rest[0] ?? '{}');
-  const other = name === undefined ? undefined : others[name];
+  // No name (or only options): every benchmark and one table of their figures.
+  if (name === undefined || name.startsWith('--')) return (await import('./bench/all.js')).benchAll(args);
+  const other = others[name];
   if (other) return other(rest);
   let parsed;
   try {

@@ -49,6 +49,8 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
   const clock = new SystemClock();
   const db = await openStore({
     databaseUrl: cfg.DATABASE_URL,
+    listenUrl: cfg.FLEETCAST_DB_LISTEN_URL,
+    poolSize: cfg.FLEETCAST_DB_POOL_SIZE,
     dataDir: cfg.FLEETCAST_DATA_DIR,
     schema: cfg.FLEETCAST_DB_SCHEMA,
     pgliteCacheMb: cfg.FLEETCAST_PGLITE_CACHE_MB,

@@ -8,6 +8,10 @@ import { openPostgres } from './postgres.js';
 export interface StoreConfig {
   /** When set, a PostgreSQL server; otherwise PGlite in `dataDir`. */
   databaseUrl?: string | undefined;
+  /** PostgreSQL: where the LISTEN connection goes, if not to databaseUrl (PgBouncer in transaction mode). */
+  listenUrl?: string | undefined;
+  /** PostgreSQL: connections in this process's pool. */
+  poolSize?: number | undefined;
   dataDir: string;
   schema?: string | undefined;
   track?: Tracker | undefined;
@@ -19,6 +23,8 @@ export async function openStore(cfg: StoreConfig): Promise<Db> {
   if (cfg.databaseUrl) {
     return openPostgres({
       connectionString: cfg.databaseUrl,
+      ...(cfg.listenUrl ? { listenConnectionString: cfg.listenUrl } : {}),
+      ...(cfg.poolSize ? { poolSize: cfg.poolSize } : {}),
       ...(cfg.schema ? { schema: cfg.schema } : {}),
       ...(cfg.track ? { track: cfg.track } : {}),
     });

@@ -13,6 +13,11 @@ export const postgresProfile: DbProfile = {
 
 export interface PostgresOptions {
   connectionString: string;
+  /**
+   * Where the LISTEN connection goes when it must not share the pool's route: behind PgBouncer in
+   * transaction mode a LISTEN is lost with its server connection, so it goes to PostgreSQL itself.
+   */
+  listenConnectionString?: string;
   schema?: string;
   poolSize?: number;
   track?: Tracker;
@@ -109,7 +114,7 @@ class PostgresDb implements Db {
 
   private async listenerClient(): Promise<pg.Client> {
     if (this.listener) return this.listener;
-    const client = new pg.Client({ connectionString: this.opts.connectionString, types: typeParsers });
+    const client = new pg.Client({ connectionString: this.opts.listenConnectionString ?? this.opts.connectionString, types: typeParsers });
     await client.connect();
     client.on('notification', (msg) => {
       if (!msg.payload) return;

@@ -426,21 +426,10 @@ export class Dispatcher {
   }
 
   private startSend(slot: Slot, m: ClaimedMessage): void {
-    // The send happens now, not when the claim round began: the claim statement itself takes time
-    // (tens of ms under load, more for one round than the next), and pacing counted from the
-    // round's start let real gaps come out shorter than the device's minimum by that difference.
-    // The same instant is the attempt time recorded in the outbox, from which a new owner rebuilds
-    // the pacing history.
-    const now = this.clock.now();
     slot.inFlight = true;
     slot.headAt = undefined;
     this.inFlight++;
     this.inFlightDevices.add(m.device_id);
-    // A campaign's own gap replaces the device's after each of its messages; caps stay the device's.
-    const own = m.campaign_id === null ? null : (this.gaps.get(m.campaign_id) ?? null);
-    const gap = own ? drawGap(own.min_delay_ms, own.max_delay_ms, this.random) : drawGap(slot.settings.minDelayMs, slot.settings.maxDelayMs, this.random);
-    slot.history = recordSend(slot.settings, slot.history, now, gap);
-    slot.readyAt = nextSendTime(slot.settings, slot.history, now);
     const attempt = m.attempts + 1;
     const msg: OutboundMessage = {
       id: m.id,
@@ -453,7 +442,25 @@ export class Dispatcher {
     };
     // Not tracked on the clock: a send may be waiting on virtual time (latency) itself. One
     // promise per send, and a counter instead of a set of them: this is the hot path.
-    slot.transport.send(msg).then(
+    let sending: Promise<SendResult>;
+    try {
+      sending = slot.transport.send(msg);
+    } catch (err) {
+      sending = Promise.reject(err);
+    }
+    // The send's moment is read once the transport has it, not when the claim round began (the
+    // claim statement takes tens of ms under load, more for one round than the next) nor just
+    // before the hand-over (a pause between the two readings, a GC say, would put the transport's
+    // own stamp after ours): so the next send, paced from here, is never closer to this one than
+    // the gap, as the transport sees them. The same instant is the attempt time recorded in the
+    // outbox, from which a new owner rebuilds the pacing history.
+    const now = this.clock.now();
+    // A campaign's own gap replaces the device's after each of its messages; caps stay the device's.
+    const own = m.campaign_id === null ? null : (this.gaps.get(m.campaign_id) ?? null);
+    const gap = own ? drawGap(own.min_delay_ms, own.max_delay_ms, this.random) : drawGap(slot.settings.minDelayMs, slot.settings.maxDelayMs, this.random);
+    slot.history = recordSend(slot.settings, slot.history, now, gap);
+    slot.readyAt = nextSendTime(slot.settings, slot.history, now);
+    sending.then(
       (result) => this.onSent(slot, m, attempt, now, result),
       (err: unknown) =>
         this.onSent(slot, m, attempt, now, {
@@ -719,6 +726,10 @@ export class Dispatcher {
     if (unusable.length > 0) await releaseLeases(this.db, this.owner, unusable);
     if (usable.length === 0) return;
     await this.recover(usable, now);
+    // Read the clock again: the refresh that took these devices began before their last owner's
+    // final sends were recorded (it may have waited on a flush, a release, sends in flight), and
+    // history read as of that earlier moment would leave those sends out and pace from the one before.
+    now = this.clock.now();
     const history = await loadPacingHistory(
       this.db,
       usable.map((d) => ({ id: d.id, dayStart: localDayStart(now, d.time_zone), hourlyLimit: d.hourly_limit })),

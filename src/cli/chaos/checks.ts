@@ -44,6 +44,9 @@ export interface GapViolation {
   at: number;
   /** Which workers made the two attempts (a handover shows as two tags). */
   by: [string | undefined, string | undefined];
+  /** The two attempts' messages and attempt numbers. */
+  messages: [number, number];
+  attempts: [number, number];
 }
 
 /** Consecutive attempts on one device closer than its minimum gap. */
@@ -53,7 +56,10 @@ export function gapViolations(attempts: readonly SendAttempt[], minGapMs: Readon
     const min = minGapMs.get(device) ?? 0;
     for (let i = 1; i < list.length; i++) {
       const gap = list[i]!.at - list[i - 1]!.at;
-      if (gap < min) out.push({ device, gapMs: gap, minMs: min, at: list[i]!.at, by: [list[i - 1]!.by, list[i]!.by] });
+      if (gap < min) {
+        const [p, q] = [list[i - 1]!, list[i]!];
+        out.push({ device, gapMs: gap, minMs: min, at: q.at, by: [p.by, q.by], messages: [p.message, q.message], attempts: [p.attempt, q.attempt] });
+      }
     }
   }
   return out;

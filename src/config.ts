@@ -42,7 +42,7 @@ const schema = z.object({
   FLEETCAST_SESSION_TTL_HOURS: z.coerce.number().min(1).max(24 * 365).default(168),
   FLEETCAST_IMPORT_MAX_MB: z.coerce.number().int().min(1).default(1024),
   /** PGlite's buffer cache (its shared_buffers), which counts in the process's memory: see docs/benchmarks.md. */
-  FLEETCAST_PGLITE_CACHE_MB: z.coerce.number().int().min(8).max(4096).default(96),
+  FLEETCAST_PGLITE_CACHE_MB: z.coerce.number().int().min(8).max(4096).default(32),
   /** Replies that opt a lead out, comma-separated (compared ignoring case and punctuation); empty: the defaults. */
   FLEETCAST_OPT_OUT_WORDS: z
     .string()

@@ -1,6 +1,14 @@
 #!/usr/bin/env node
 /** The `fleetcast` command. */
+import v8 from 'node:v8';
 import { ConfigError } from '../config.js';
+
+// PGlite is PostgreSQL compiled to WebAssembly. By default V8 compiles it twice: at once with its
+// baseline compiler, then again, function by function, with the optimizing one, keeping both.
+// Compiling it once, optimized, before it first runs costs about two seconds more at start and
+// keeps ~20 MB less resident, and the start no longer peaks ~60 MB above that (measured opening a
+// data directory: peak RSS 257 -> 193 MB). Set here, before any command loads PGlite.
+v8.setFlagsFromString('--no-liftoff');
 
 const USAGE = `usage: fleetcast <command> [options]
 

@@ -14,13 +14,13 @@ export const pgliteProfile: DbProfile = {
 
 /**
  * The buffer cache lives inside PGlite's WebAssembly memory, so it counts in the process's RSS from
- * the moment the database opens. Measured on 2 cores dispatching a 1,000,000-message outbox over
- * 3,000 devices (docs/benchmarks.md): 128 MB (PostgreSQL's default) 7,417 msg/s at 432 MB RSS;
- * 96 MB 6,461 msg/s at 413 MB; 64 MB 4,996 msg/s at 358 MB. 96 MB keeps the dispatch throughput
- * target with the least memory; FLEETCAST_PGLITE_CACHE_MB trades one for the other (a 1,000,000-row
- * CSV import peaks at ~420 MB with 96 MB, ~300 MB with 32 MB).
+ * the moment the database opens (about 150 MB of PGlite besides it). Measured on 2 cores: a
+ * 1,000,000-message dispatch over 3,000 devices ran 8,039 msg/s at 32 MB (340 MB RSS) against
+ * 10,647 msg/s at 96 MB (403 MB), and a 1,000,000-row CSV import took the same time at both while
+ * its peak RSS was ~80 MB lower at 32 MB. 32 MB keeps the dispatch target (6,000 msg/s) and a
+ * million-row import under 300 MB; FLEETCAST_PGLITE_CACHE_MB trades memory for speed.
  */
-export const DEFAULT_PGLITE_CACHE_MB = 96;
+export const DEFAULT_PGLITE_CACHE_MB = 32;
 
 export interface PgliteOptions {
   /** A directory to persist to; omitted means in memory (small tests only: 1M rows cost > 2 GB). */

@@ -597,6 +597,48 @@ for (const backend of backends) {
       }
     });
 
+    it('reads a file alike in the worker thread and in this one: the same leads, the same refused lines', async () => {
+      const path = join(dir, 'both.csv');
+      const lines = ['name;phone;tags'];
+      for (let i = 0; i < 5_000; i++) {
+        if (i % 97 === 0) lines.push(`Bad ${i};12345;`);
+        else if (i % 101 === 0) lines.push(`Dup ${i};+6012${3_300_000 + i - 1};`);
+        else lines.push(`Lead ${i};+6012${3_300_000 + i};vip|${i % 3}`);
+      }
+      writeFileSync(path, lines.join('\n') + '\n');
+      const results = [];
+      for (const readIn of ['worker', 'thread'] as const) {
+        const { actor } = await owner(t.db);
+        const row = await insertImport(
+          t.db,
+          { tenantId: actor.tenantId, createdBy: actor.userId, fileName: null, fileBytes: 0, onDuplicate: 'skip', options: {}, owner: 'test' },
+          new Date(T0),
+        );
+        const counts = await importLeadsFile({
+          db: t.db,
+          clock,
+          actor,
+          importId: row.id,
+          file: path,
+          readIn,
+          batchRows: 700,
+          options: { onDuplicate: 'skip', deviceId: null, status: 'prospect', niches: [], triggers: [], source: 'import', encoding: 'utf8' },
+        });
+        const leads = await t.db.query<{ phone: string; name: string; niches: string[] }>(
+          `select phone, name, niches from leads where user_id = $1 order by phone`,
+          [actor.tenantId],
+        );
+        const errors = await imports.errors(actor, row.id, { limit: 1_000 });
+        results.push({ counts, leads: leads.rows, errors: errors.map((e) => [e.line, e.code]) });
+      }
+      const [worker, thread] = results;
+      assert.deepEqual(worker!.counts, thread!.counts);
+      assert.equal(worker!.counts.inserted, worker!.leads.length);
+      assert.ok(worker!.counts.failed > 90);
+      assert.deepEqual(worker!.leads, thread!.leads);
+      assert.deepEqual(worker!.errors, thread!.errors);
+    });
+
     it('refuses bad options before reading the upload', async () => {
       const { actor } = await owner(t.db);
       await rejects(imports.start(actor, Readable.from(['phone\n']), { onDuplicate: 'merge' as 'skip' }), 'IMPORT_INVALID_OPTIONS', 422);

@@ -8,9 +8,9 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { openStore } from '../../src/store/open.js';
 
 describe('FLEETCAST_PGLITE_CACHE_MB', () => {
-  it('defaults to 96, accepts a whole number of MB from 8, and names the setting when refused', () => {
-    assert.equal(loadConfig({}).FLEETCAST_PGLITE_CACHE_MB, 96);
-    assert.equal(loadConfig({ FLEETCAST_PGLITE_CACHE_MB: '32' }).FLEETCAST_PGLITE_CACHE_MB, 32);
+  it('defaults to 32, accepts a whole number of MB from 8, and names the setting when refused', () => {
+    assert.equal(loadConfig({}).FLEETCAST_PGLITE_CACHE_MB, 32);
+    assert.equal(loadConfig({ FLEETCAST_PGLITE_CACHE_MB: '96' }).FLEETCAST_PGLITE_CACHE_MB, 96);
     for (const bad of ['4', '12.5', 'lots']) {
       assert.throws(() => loadConfig({ FLEETCAST_PGLITE_CACHE_MB: bad }), (e: unknown) => e instanceof ConfigError && /FLEETCAST_PGLITE_CACHE_MB/.test(e.message));
     }
@@ -28,7 +28,7 @@ describe('FLEETCAST_PGLITE_CACHE_MB', () => {
       }
       const again = await openStore({ dataDir: dir });
       try {
-        assert.equal((await again.query<{ shared_buffers: string }>('show shared_buffers')).rows[0]!.shared_buffers, '96MB');
+        assert.equal((await again.query<{ shared_buffers: string }>('show shared_buffers')).rows[0]!.shared_buffers, '32MB');
       } finally {
         await again.close();
       }

@@ -13,6 +13,10 @@ import { openStore } from '../store/open.js';
 import { SimulatorTransport } from '../transports/simulator.js';
 import { DeviceLinkRunner } from '../services/devices/link-runner.js';
 import { isDeviceLinked } from '../store/sql/device-links.js';
+import { loadSecretKey, SecretBox } from '../services/secrets/secret-box.js';
+import { mediaPath } from '../services/media/store.js';
+import { BaileysTransport } from '../transports/baileys/transport.js';
+import { baileysSocketFactory } from '../transports/baileys/socket.js';
 import type { Transport } from '../transports/transport.js';
 
 export async function serve(): Promise<void> {
@@ -36,7 +40,26 @@ export async function serve(): Promise<void> {
     tag: `pid-${process.pid}`,
     isLinked: (id) => isDeviceLinked(db, id),
   });
-  const transports = new Map<string, Transport>([['simulator', simulator]]);
+  const secret = loadSecretKey(cfg.FLEETCAST_SECRET_KEY, cfg.FLEETCAST_DATA_DIR);
+  if (secret.source !== 'environment') {
+    log.info({ file: secret.file }, secret.source === 'generated' ? 'secret key generated' : 'secret key read from the data directory');
+    if (cfg.DATABASE_URL) log.warn('FLEETCAST_SECRET_KEY is not set: with PostgreSQL and several machines, give every process the same key, or none can read what another stored');
+  }
+  const box = new SecretBox(secret.key);
+  const baileys = new BaileysTransport({
+    db,
+    clock,
+    box,
+    socketFactory: baileysSocketFactory,
+    log: log.child({ component: 'baileys' }, { level: 'warn' }),
+    connectsPerSecond: cfg.FLEETCAST_WA_CONNECTS_PER_SECOND,
+    ...(cfg.FLEETCAST_WA_VERSION ? { version: cfg.FLEETCAST_WA_VERSION } : {}),
+    mediaPath: (key) => mediaPath(join(cfg.FLEETCAST_DATA_DIR, 'media'), key),
+  });
+  const transports = new Map<string, Transport>([
+    ['simulator', simulator],
+    ['baileys', baileys],
+  ]);
   const engine = new Engine(db, clock, transports, log, {
     dispatcher: { leaseTtlMs: cfg.FLEETCAST_LEASE_TTL_MS, maxDevices: cfg.FLEETCAST_MAX_DEVICES },
     maintenance: { retentionDays: cfg.FLEETCAST_RETENTION_DAYS },
@@ -97,6 +120,7 @@ export async function serve(): Promise<void> {
     await services.imports.close();
     await engine.stop();
     await links.stop();
+    await baileys.close();
     simulator.close();
     await db.close();
     process.exit(0);

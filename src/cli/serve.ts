@@ -17,6 +17,7 @@ import { loadSecretKey, SecretBox } from '../services/secrets/secret-box.js';
 import { mediaPath } from '../services/media/store.js';
 import { BaileysTransport } from '../transports/baileys/transport.js';
 import { baileysSocketFactory } from '../transports/baileys/socket.js';
+import { CloudApiTransport } from '../transports/cloud-api/transport.js';
 import type { Transport } from '../transports/transport.js';
 
 export async function serve(): Promise<void> {
@@ -56,9 +57,17 @@ export async function serve(): Promise<void> {
     ...(cfg.FLEETCAST_WA_VERSION ? { version: cfg.FLEETCAST_WA_VERSION } : {}),
     mediaPath: (key) => mediaPath(join(cfg.FLEETCAST_DATA_DIR, 'media'), key),
   });
+  const cloudApi = new CloudApiTransport({
+    db,
+    clock,
+    box,
+    baseUrl: cfg.FLEETCAST_CLOUD_API_URL,
+    mediaPath: (key) => mediaPath(join(cfg.FLEETCAST_DATA_DIR, 'media'), key),
+  });
   const transports = new Map<string, Transport>([
     ['simulator', simulator],
     ['baileys', baileys],
+    ['cloud_api', cloudApi],
   ]);
   const engine = new Engine(db, clock, transports, log, {
     dispatcher: { leaseTtlMs: cfg.FLEETCAST_LEASE_TTL_MS, maxDevices: cfg.FLEETCAST_MAX_DEVICES },
@@ -80,6 +89,8 @@ export async function serve(): Promise<void> {
     transports: [...transports.keys()],
     auth: { sessionTtlMs: cfg.FLEETCAST_SESSION_TTL_HOURS * 3600_000 },
     engine,
+    secretBox: box,
+    ...(cfg.FLEETCAST_OPT_OUT_WORDS.length > 0 ? { optOutWords: cfg.FLEETCAST_OPT_OUT_WORDS } : {}),
   });
   const admin = await ensureFirstAdmin(db, clock, services.passwords, cfg.FLEETCAST_ADMIN_EMAIL, cfg.FLEETCAST_ADMIN_PASSWORD);
   if (admin) {

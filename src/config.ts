@@ -1,5 +1,6 @@
 /** Process configuration from the environment, validated once here. */
 import { z } from 'zod';
+import { parseSecretKey } from './services/secrets/secret-box.js';
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -58,6 +59,30 @@ const schema = z.object({
     .enum(['true', 'false'], { message: 'true or false' })
     .default('false')
     .transform((v) => v === 'true'),
+
+  // ---- real transports (docs/devices.md) ----
+  /** 32 bytes, base64 or hex: encrypts linked devices' auth state and Cloud API secrets. Unset: a key file in the data directory. */
+  FLEETCAST_SECRET_KEY: z
+    .string()
+    .transform((v, ctx) => {
+      const key = parseSecretKey(v);
+      if (!key) {
+        ctx.addIssue({ code: 'custom', message: 'a 32-byte key as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)' });
+        return z.NEVER;
+      }
+      return key;
+    })
+    .optional(),
+  /** The WhatsApp Web version linked devices connect as, e.g. 2.3000.1023223821; default: the one Baileys ships with. */
+  FLEETCAST_WA_VERSION: z
+    .string()
+    .regex(/^\d+\.\d+\.\d+$/, 'three numbers, e.g. 2.3000.1023223821')
+    .transform((v) => v.split('.').map(Number) as [number, number, number])
+    .optional(),
+  /** Linked devices connected (restored at start, or reconnected) per second, across the process. */
+  FLEETCAST_WA_CONNECTS_PER_SECOND: z.coerce.number().min(0.1).max(1000).default(5),
+  /** The Graph API the Cloud API transport calls (a test server, a proxy). */
+  FLEETCAST_CLOUD_API_URL: z.string().url().default('https://graph.facebook.com/v21.0'),
 });
 
 export type Config = z.infer<typeof schema>;

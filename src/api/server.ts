@@ -14,6 +14,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { campaignRoutes } from './routes/campaigns.js';
 import { deviceRoutes } from './routes/devices.js';
 import { deviceLinkRoutes } from './routes/device-link.js';
+import { cloudApiRoutes } from './routes/cloud-webhook.js';
 import { importRoutes } from './routes/imports.js';
 import { leadRoutes } from './routes/leads.js';
 import { mediaRoutes } from './routes/media.js';
@@ -84,6 +85,7 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   sequenceRoutes(app, s);
   mediaRoutes(app, s);
   deviceLinkRoutes(app, s);
+  cloudApiRoutes(app, s);
   await app.ready();
   return app;
 }

@@ -9,6 +9,7 @@ import type { UserService } from '../services/accounts/users.js';
 import type { CampaignService } from '../services/campaigns.js';
 import type { DeviceService } from '../services/devices.js';
 import type { DeviceLinkService } from '../services/devices/link-service.js';
+import type { CloudApiService } from '../services/devices/cloud-api.js';
 import type { LeadImports } from '../services/leads/import/service.js';
 import type { LeadService } from '../services/leads/leads.js';
 import type { MediaService } from '../services/media/index.js';
@@ -30,6 +31,7 @@ export interface Services {
   sequences: SequenceService;
   media: MediaService;
   deviceLinks: DeviceLinkService;
+  cloudApi: CloudApiService;
   /** The engine running in this process, for health figures; absent in API-only tests. */
   engine?: Engine | undefined;
 }

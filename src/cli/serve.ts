@@ -18,6 +18,11 @@ import { openStore } from '../store/open.js';
 import { SimulatorTransport } from '../transports/simulator.js';
 import { DeviceLinkRunner } from '../services/devices/link-runner.js';
 import { isDeviceLinked } from '../store/sql/device-links.js';
+import { loadSecretKey, SecretBox } from '../services/secrets/secret-box.js';
+import { mediaPath } from '../services/media/store.js';
+import { BaileysTransport } from '../transports/baileys/transport.js';
+import { baileysSocketFactory } from '../transports/baileys/socket.js';
+import { CloudApiTransport } from '../transports/cloud-api/transport.js';
 import type { Transport } from '../transports/transport.js';
 
 export type Role = Config['FLEETCAST_ROLE'];
@@ -75,7 +80,34 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     tag: `pid-${process.pid}`,
     isLinked: (id) => isDeviceLinked(db, id),
   });
-  const transports = new Map<string, Transport>([['simulator', simulator]]);
+  const secret = loadSecretKey(cfg.FLEETCAST_SECRET_KEY, cfg.FLEETCAST_DATA_DIR);
+  if (secret.source !== 'environment') {
+    log.info({ file: secret.file }, secret.source === 'generated' ? 'secret key generated' : 'secret key read from the data directory');
+    if (cfg.DATABASE_URL) log.warn('FLEETCAST_SECRET_KEY is not set: with PostgreSQL and several machines, give every process the same key, or none can read what another stored');
+  }
+  const box = new SecretBox(secret.key);
+  const baileys = new BaileysTransport({
+    db,
+    clock,
+    box,
+    socketFactory: baileysSocketFactory,
+    log: log.child({ component: 'baileys' }, { level: 'warn' }),
+    connectsPerSecond: cfg.FLEETCAST_WA_CONNECTS_PER_SECOND,
+    ...(cfg.FLEETCAST_WA_VERSION ? { version: cfg.FLEETCAST_WA_VERSION } : {}),
+    mediaPath: (key) => mediaPath(join(cfg.FLEETCAST_DATA_DIR, 'media'), key),
+  });
+  const cloudApi = new CloudApiTransport({
+    db,
+    clock,
+    box,
+    baseUrl: cfg.FLEETCAST_CLOUD_API_URL,
+    mediaPath: (key) => mediaPath(join(cfg.FLEETCAST_DATA_DIR, 'media'), key),
+  });
+  const transports = new Map<string, Transport>([
+    ['simulator', simulator],
+    ['baileys', baileys],
+    ['cloud_api', cloudApi],
+  ]);
   const engine = runsEngine
     ? new Engine(db, clock, transports, log, {
         dispatcher: { leaseTtlMs: cfg.FLEETCAST_LEASE_TTL_MS, maxDevices: cfg.FLEETCAST_MAX_DEVICES, role },
@@ -99,6 +131,8 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     transports: [...transports.keys()],
     auth: { sessionTtlMs: cfg.FLEETCAST_SESSION_TTL_HOURS * 3600_000 },
     engine,
+    secretBox: box,
+    ...(cfg.FLEETCAST_OPT_OUT_WORDS.length > 0 ? { optOutWords: cfg.FLEETCAST_OPT_OUT_WORDS } : {}),
   });
   // Accounts and imports are the API's business: a worker leaves them to the API processes.
   const admin = !runsApi ? null : await ensureFirstAdmin(db, clock, services.passwords, cfg.FLEETCAST_ADMIN_EMAIL, cfg.FLEETCAST_ADMIN_PASSWORD);
@@ -126,6 +160,7 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     // Nothing may keep running without its server: hand the devices back and let the error out.
     await engine?.stop();
     await links?.stop();
+    await baileys.close();
     simulator.close();
     await db.close();
     throw err;
@@ -145,6 +180,7 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     // Finishes the sends in flight, records them and hands the devices to the other workers.
     await engine?.stop();
     await links?.stop();
+    await baileys.close();
     simulator.close();
     await db.close();
     process.exit(0);

@@ -7,9 +7,10 @@
 import type { Queryable } from '../store/db.js';
 import { exitLeads, exitOnReply } from '../store/sql/enrollments.js';
 import { cancelPendingForLeads, leadsByDevicePhone, markOptedOut, recordReply } from '../store/sql/leads.js';
+import { optOutWordsOfDevice } from '../store/sql/opt-out-words.js';
 
 /** Words that opt a lead out when a reply consists of one of them (case and punctuation aside). */
-export const DEFAULT_OPT_OUT_WORDS: readonly string[] = ['stop', 'stop all', 'unsubscribe', 'cancel', 'end', 'quit', 'opt out', 'optout'];
+export const DEFAULT_OPT_OUT_WORDS: readonly string[] = ['stop', 'stop all', 'unsubscribe', 'cancel', 'end', 'quit', 'opt out', 'optout', 'berhenti'];
 
 /** A reply as compared with opt-out words: lower case, punctuation and extra spaces dropped. */
 export function normaliseReply(text: string): string {
@@ -40,8 +41,10 @@ export async function applyReply(
 ): Promise<ReplyOutcome> {
   const leadIds = await leadsByDevicePhone(db, reply.deviceId, reply.from);
   if (leadIds.length === 0) return { leadIds, optedOut: false, cancelled: 0, exited: 0 };
+  // The device owner's own words, when it set any, replace the deployment's.
+  const words = (await optOutWordsOfDevice(db, reply.deviceId)) ?? optOutWords;
   // Messages, then enrollments, then the lead: the order every other writer locks them in.
-  if (isOptOut(reply.text, optOutWords)) {
+  if (isOptOut(reply.text, words)) {
     const cancelled = await cancelPendingForLeads(db, leadIds, 'opted_out', reply.at);
     const e = await exitLeads(db, leadIds, 'opted_out', reply.at);
     await markOptedOut(db, leadIds, reply.at);

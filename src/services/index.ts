@@ -11,6 +11,9 @@ import { UserService } from './accounts/users.js';
 import { CampaignService, type MediaPreparer } from './campaigns.js';
 import { DeviceService } from './devices.js';
 import { DeviceLinkService } from './devices/link-service.js';
+import { CloudApiService } from './devices/cloud-api.js';
+import { SecretBox } from './secrets/secret-box.js';
+import { randomBytes } from 'node:crypto';
 import { LeadImports } from './leads/import/service.js';
 import { LeadService } from './leads/leads.js';
 import { MediaService } from './media/index.js';
@@ -32,6 +35,10 @@ export interface ServiceOptions {
   passwords?: PasswordHasher | undefined;
   auth?: Partial<AuthSettings> | undefined;
   engine?: Engine | undefined;
+  /** Seals Cloud API credentials; default: a key of this process only (tests). */
+  secretBox?: SecretBox | undefined;
+  /** The deployment's opt-out words, for replies that arrive through the Cloud API webhook. */
+  optOutWords?: readonly string[] | undefined;
 }
 
 export function createServices(db: Db, clock: Clock, o: ServiceOptions): Services & { passwords: PasswordHasher } {
@@ -54,6 +61,7 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
     sequences: new SequenceService(db, clock, campaignMedia(media)),
     media,
     deviceLinks,
+    cloudApi: new CloudApiService(db, clock, o.secretBox ?? new SecretBox(randomBytes(32)), o.optOutWords),
     engine: o.engine,
   };
 }

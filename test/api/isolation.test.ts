@@ -142,6 +142,14 @@ const probes: Record<string, Probe> = {
   'DELETE /api/v1/devices/{id}/link': { expect: 404 },
   'POST /api/v1/devices/{id}/logout': { expect: 404 },
   'POST /api/v1/devices/{id}/link/simulate-scan': { body: () => ({ phone: '+60129990003' }), expect: 404 },
+  'PUT /api/v1/devices/{id}/cloud-api': { body: () => ({ phone_number_id: '1055512345', access_token: 'taken over' }), expect: 404 },
+  // Public (Meta calls them without credentials): without a known verify token or a valid signature they do nothing.
+  'GET /api/v1/cloud-api/webhook': { query: () => '?hub.mode=subscribe&hub.verify_token=guessed-token&hub.challenge=1', expect: 403 },
+  'POST /api/v1/cloud-api/webhook': {
+    body: () => JSON.stringify({ entry: [{ changes: [{ value: { metadata: { phone_number_id: '1055512345' }, messages: [{ from: '60123000001', text: { body: 'STOP' } }] } }] }] }),
+    contentType: 'application/json',
+    expect: 401,
+  },
 };
 
 function fill(path: string, a: Ids): string {
@@ -183,6 +191,7 @@ async function snapshot(api: TestApi, userId: number): Promise<string> {
     await q(`select q.* from pool_queue q join campaigns c on c.id = q.campaign_id where c.user_id = $1 order by 1, 2`),
     await q(`select * from device_links where user_id = $1 order by device_id`),
     await q(`select t.* from transport_auth t join devices d on d.id = t.device_id where d.user_id = $1 order by 1, 2, 3`),
+    await q(`select * from cloud_api_numbers where user_id = $1 order by device_id`),
   ].join('\n');
 }
 

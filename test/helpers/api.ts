@@ -46,7 +46,7 @@ export interface TestApi {
 
 export const cheapPasswords = new PasswordHasher(10);
 
-export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSettings>; importMaxBytes?: number } = {}): Promise<TestApi> {
+export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSettings>; importMaxBytes?: number; transports?: string[] } = {}): Promise<TestApi> {
   const t = await openTestDb(backend);
   const clock = new ManualClock();
   const importDir = mkdtempSync(join(tmpdir(), 'fleetcast-imports-'));
@@ -59,7 +59,7 @@ export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSetti
     mediaDir,
     mediaAllowPrivateAddresses: true,
     owner: `test-${process.pid}`,
-    transports: ['simulator'],
+    transports: opts.transports ?? ['simulator'],
     passwords: cheapPasswords,
     auth: opts.auth,
   });

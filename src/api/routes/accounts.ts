@@ -29,6 +29,7 @@ const me = user
     team_member: z.boolean(),
     device_scope: z.array(z.number().int()).nullable().describe('a team member’s devices; null: all of the tenant’s'),
     csrf_token: z.string().nullable().describe('send as X-CSRF-Token on writes made with the session cookie'),
+    opt_out_words: z.array(z.string()).nullable().describe("replies that opt a lead out (the tenant's); null: the defaults (STOP, UNSUBSCRIBE, BERHENTI, ...)"),
   })
   .meta({ id: 'Me' });
 
@@ -95,18 +96,34 @@ export function accountRoutes(app: Api, s: Services): void {
         team_member: actor.teamMember,
         device_scope: actor.deviceScope,
         csrf_token: credentialOf(req).csrfToken,
+        opt_out_words: await s.users.optOutWords(actor),
       };
     },
   });
   app.patch('/api/v1/me', {
     schema: {
       tags: ['me'],
-      summary: 'Change your name, time zone or default country',
+      summary: 'Change your name, time zone, default country or opt-out words',
       security,
-      body: z.strictObject({ name: z.string().max(200).optional(), time_zone: zone.optional(), default_country: country.optional() }),
+      body: z.strictObject({
+        name: z.string().max(200).optional(),
+        time_zone: zone.optional(),
+        default_country: country.optional(),
+        opt_out_words: z
+          .array(z.string().trim().min(1).max(60))
+          .min(1)
+          .max(100)
+          .nullable()
+          .optional()
+          .describe('whole replies that opt a lead out (case and punctuation ignored); null: back to the defaults'),
+      }),
       response: { 200: user, ...e(400, 401, 403) },
     },
-    handler: async (req) => s.users.updateMe(actorOf(req), req.body),
+    handler: async (req) => {
+      const { opt_out_words: words, ...profile } = req.body;
+      if (words !== undefined) await s.users.setOptOutWords(actorOf(req), words);
+      return s.users.updateMe(actorOf(req), profile);
+    },
   });
   app.post('/api/v1/me/password', {
     schema: {

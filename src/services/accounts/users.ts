@@ -17,6 +17,7 @@ import {
 } from '../../store/sql/users.js';
 import { assignedDevices, setAssignedDevices, liveDeviceIds } from '../../store/sql/members.js';
 import { deleteUserSessions } from '../../store/sql/sessions.js';
+import { optOutWordsOf, setOptOutWords } from '../../store/sql/opt-out-words.js';
 import type { Actor } from '../actor.js';
 import { AppError, conflict, forbidden, notFound } from '../errors.js';
 import { isSupportedCountry } from '../leads/phone.js';
@@ -174,6 +175,17 @@ export class UserService {
 
   async updateMe(actor: Actor, changes: { name?: string | undefined; time_zone?: string | undefined; default_country?: string | null | undefined }): Promise<UserView> {
     return userView(await this.update(actor.userId, changes));
+  }
+
+  /** The tenant's opt-out words (null: the defaults); a team member sees its tenant's. */
+  async optOutWords(actor: Actor): Promise<string[] | null> {
+    return optOutWordsOf(this.db, actor.tenantId);
+  }
+
+  async setOptOutWords(actor: Actor, words: string[] | null): Promise<void> {
+    if (actor.teamMember) throw forbidden('TEAM_MEMBER_FORBIDDEN', "team members cannot change the tenant's opt-out words");
+    const unique = words === null ? null : [...new Set(words.map((w) => w.trim()).filter((w) => w !== ''))];
+    await setOptOutWords(this.db, actor.tenantId, unique, this.now());
   }
 
   // ---- team members ----

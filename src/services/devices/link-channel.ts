@@ -10,6 +10,8 @@ export type LinkCommand =
   | { device: number; action: 'link' }
   | { device: number; action: 'cancel' }
   | { device: number; action: 'logout' }
+  /** The device's credentials changed (Cloud API): connect it again with them. */
+  | { device: number; action: 'refresh' }
   | { device: number; action: 'scan'; phone: string };
 
 export function encodeLinkCommand(c: LinkCommand): string {
@@ -21,7 +23,7 @@ export function decodeLinkCommand(payload: string): LinkCommand | null {
   try {
     const v = JSON.parse(payload) as { device?: unknown; action?: unknown; phone?: unknown };
     if (typeof v.device !== 'number') return null;
-    if (v.action === 'link' || v.action === 'cancel' || v.action === 'logout') return { device: v.device, action: v.action };
+    if (v.action === 'link' || v.action === 'cancel' || v.action === 'logout' || v.action === 'refresh') return { device: v.device, action: v.action };
     if (v.action === 'scan' && typeof v.phone === 'string') return { device: v.device, action: 'scan', phone: v.phone };
   } catch {
     // not ours

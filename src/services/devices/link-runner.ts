@@ -111,6 +111,9 @@ export class DeviceLinkRunner {
         this.attempts.delete(c.device);
         await t?.logout?.(c.device);
         return;
+      case 'refresh':
+        if (device && t) await t.connect({ id: device.id, userId: device.user_id, phone: device.phone });
+        return;
       case 'scan':
         this.attempts.delete(c.device);
         if (t instanceof SimulatorTransport) t.simulateScan(c.device, c.phone);

@@ -12,6 +12,7 @@
 import type { Clock } from '../../engine/clock.js';
 import type { Db } from '../../store/db.js';
 import { deleteAuthState } from '../../store/sql/auth-state.js';
+import { deleteCloudNumber } from '../../store/sql/cloud-api.js';
 import { completeScan, getLink, markLinked, markUnlinked, requestLink, resetLink, type LinkRow } from '../../store/sql/device-links.js';
 import { getDevice, type DeviceRow } from '../../store/sql/devices.js';
 import type { Actor } from '../actor.js';
@@ -94,6 +95,7 @@ export class DeviceLinkService implements DeviceLifecycle {
   private async forget(id: number): Promise<void> {
     const row = await this.db.transaction(async (tx) => {
       await deleteAuthState(tx, id);
+      await deleteCloudNumber(tx, id);
       await markUnlinked(tx, id, 'logged_out');
       return resetLink(tx, id, this.now());
     });

@@ -20,8 +20,7 @@ import { DeviceLinkRunner } from '../services/devices/link-runner.js';
 import { isDeviceLinked } from '../store/sql/device-links.js';
 import { loadSecretKey, SecretBox } from '../services/secrets/secret-box.js';
 import { mediaPath } from '../services/media/store.js';
-import { BaileysTransport } from '../transports/baileys/transport.js';
-import { baileysSocketFactory } from '../transports/baileys/socket.js';
+import { lazyTransport } from '../transports/lazy.js';
 import { CloudApiTransport } from '../transports/cloud-api/transport.js';
 import type { Transport } from '../transports/transport.js';
 
@@ -86,15 +85,20 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     if (cfg.DATABASE_URL) log.warn('FLEETCAST_SECRET_KEY is not set: with PostgreSQL and several machines, give every process the same key, or none can read what another stored');
   }
   const box = new SecretBox(secret.key);
-  const baileys = new BaileysTransport({
-    db,
-    clock,
-    box,
-    socketFactory: baileysSocketFactory,
-    log: log.child({ component: 'baileys' }, { level: 'warn' }),
-    connectsPerSecond: cfg.FLEETCAST_WA_CONNECTS_PER_SECOND,
-    ...(cfg.FLEETCAST_WA_VERSION ? { version: cfg.FLEETCAST_WA_VERSION } : {}),
-    mediaPath: (key) => mediaPath(join(cfg.FLEETCAST_DATA_DIR, 'media'), key),
+  // Baileys loads when the first linked device needs it (see lazy.ts).
+  const baileys = lazyTransport('baileys', ['link', 'cancelLink', 'logout'], async () => {
+    const { BaileysTransport } = await import('../transports/baileys/transport.js');
+    const { baileysSocketFactory } = await import('../transports/baileys/socket.js');
+    return new BaileysTransport({
+      db,
+      clock,
+      box,
+      socketFactory: baileysSocketFactory,
+      log: log.child({ component: 'baileys' }, { level: 'warn' }),
+      connectsPerSecond: cfg.FLEETCAST_WA_CONNECTS_PER_SECOND,
+      ...(cfg.FLEETCAST_WA_VERSION ? { version: cfg.FLEETCAST_WA_VERSION } : {}),
+      mediaPath: (key) => mediaPath(join(cfg.FLEETCAST_DATA_DIR, 'media'), key),
+    });
   });
   const cloudApi = new CloudApiTransport({
     db,

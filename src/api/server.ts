@@ -17,6 +17,7 @@ import { importRoutes } from './routes/imports.js';
 import { leadRoutes } from './routes/leads.js';
 import { mediaRoutes } from './routes/media.js';
 import { sequenceRoutes } from './routes/sequences.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import type { Api, Services } from './types.js';
 
 export interface ServerOptions {
@@ -82,6 +83,7 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   campaignRoutes(app, s);
   sequenceRoutes(app, s);
   mediaRoutes(app, s);
+  webhookRoutes(app, s);
   await app.ready();
   return app;
 }

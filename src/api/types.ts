@@ -12,6 +12,7 @@ import type { LeadImports } from '../services/leads/import/service.js';
 import type { LeadService } from '../services/leads/leads.js';
 import type { MediaService } from '../services/media/index.js';
 import type { SequenceService } from '../services/sequences.js';
+import type { WebhookService } from '../services/webhooks/service.js';
 import type { Db } from '../store/db.js';
 
 export type Api = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
@@ -28,6 +29,7 @@ export interface Services {
   campaigns: CampaignService;
   sequences: SequenceService;
   media: MediaService;
+  webhooks: WebhookService;
   /** The engine running in this process, for health figures; absent in API-only tests. */
   engine?: Engine | undefined;
 }

@@ -512,7 +512,7 @@ export class Dispatcher {
     slot.readyAt = nextSendTime(slot.settings, slot.history, at);
     this.events.emit('device.restricted', { deviceId: slot.device.id, until, reason, at });
     void this.clock
-      .track(pauseDevice(this.db, slot.device.id, new Date(until), reason))
+      .track(pauseDevice(this.db, slot.device.id, new Date(until), reason, new Date(at)))
       .catch((error) => this.events.emit('error', { where: 'pauseDevice', error }));
   }
 

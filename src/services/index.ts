@@ -14,6 +14,8 @@ import { LeadImports } from './leads/import/service.js';
 import { LeadService } from './leads/leads.js';
 import { MediaService } from './media/index.js';
 import { SequenceService } from './sequences.js';
+import { SecretBox } from './webhooks/secrets.js';
+import { WebhookService } from './webhooks/service.js';
 import type { Services } from '../api/types.js';
 
 export interface ServiceOptions {
@@ -31,6 +33,10 @@ export interface ServiceOptions {
   passwords?: PasswordHasher | undefined;
   auth?: Partial<AuthSettings> | undefined;
   engine?: Engine | undefined;
+  /** Seals webhook secrets (FLEETCAST_SECRET_KEY); default: stored unsealed. */
+  secrets?: SecretBox | undefined;
+  /** Let webhook URLs reach private and loopback addresses (tests; installs whose users are all trusted). */
+  webhookAllowPrivateAddresses?: boolean | undefined;
 }
 
 export function createServices(db: Db, clock: Clock, o: ServiceOptions): Services & { passwords: PasswordHasher } {
@@ -51,6 +57,7 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
     campaigns: new CampaignService(db, clock, campaignMedia(media)),
     sequences: new SequenceService(db, clock, campaignMedia(media)),
     media,
+    webhooks: new WebhookService(db, clock, { secrets: o.secrets ?? new SecretBox(null), allowPrivateAddresses: o.webhookAllowPrivateAddresses ?? false }),
     engine: o.engine,
   };
 }

@@ -58,6 +58,7 @@ export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSetti
     // Tests serve media from 127.0.0.1.
     mediaDir,
     mediaAllowPrivateAddresses: true,
+    webhookAllowPrivateAddresses: true,
     owner: `test-${process.pid}`,
     transports: ['simulator'],
     passwords: cheapPasswords,

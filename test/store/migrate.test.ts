@@ -16,6 +16,7 @@ const LATER = new Date('2026-03-07T08:30:00Z');
 
 const ENGINE_TABLES = [
   'api_tokens',
+  'audit_log',
   'campaign_chunks',
   'campaign_devices',
   'campaigns',
@@ -38,6 +39,9 @@ const ENGINE_TABLES = [
   'sequences',
   'sessions',
   'users',
+  'webhook_attempts',
+  'webhook_deliveries',
+  'webhook_subscriptions',
 ];
 
 /** Every released version; the test migrations below come after the last of them. */

@@ -24,6 +24,8 @@ fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--
                   local server at postgresql://postgres@127.0.0.1:5432/postgres), in a scratch schema
   --json          print one JSON object instead of a table
   --profile       also time every SQL statement of the timed run
+  --webhook EVENTS  give every user a webhook subscription to these events (comma-separated, e.g.
+                  message.sent): measures queuing deliveries with the sends (none is delivered)
 `;
 
 export async function benchCommand(args: string[]): Promise<number> {
@@ -42,6 +44,7 @@ export async function benchCommand(args: string[]): Promise<number> {
         db: { type: 'string', default: 'pglite' },
         json: { type: 'boolean', default: false },
         profile: { type: 'boolean', default: false },
+        webhook: { type: 'string' },
       },
       strict: true,
     });
@@ -62,7 +65,8 @@ export async function benchCommand(args: string[]): Promise<number> {
     return 2;
   }
   const { benchDispatch } = await import('./bench/dispatch.js');
-  const result = await benchDispatch({ devices, messages, db: v.db as 'pglite' | 'postgres', progress: !v.json, profile: v.profile });
+  const webhookEvents = v.webhook ? v.webhook.split(',').map((e) => e.trim()).filter((e) => e !== '') : [];
+  const result = await benchDispatch({ devices, messages, db: v.db as 'pglite' | 'postgres', progress: !v.json, profile: v.profile, webhookEvents });
   const out = { benchmark: 'dispatch', ...result, ...machine() };
   if (v.json) process.stdout.write(JSON.stringify(out) + '\n');
   else printTable(out);

@@ -19,6 +19,7 @@ import { insertDevices } from '../../store/sql/devices.js';
 import { generateLeads } from '../../store/sql/leads.js';
 import { countByStatus } from '../../store/sql/messages.js';
 import { insertUser } from '../../store/sql/users.js';
+import { insertSubscription } from '../../store/sql/webhooks.js';
 import { SimulatorTransport } from '../../transports/simulator.js';
 import { runBenchChild, rssSampler } from './report.js';
 import { disposeScratch, newScratchLocation, openScratch, type ScratchLocation } from '../../store/scratch.js';
@@ -31,6 +32,8 @@ export interface DispatchBenchOptions {
   progress: boolean;
   /** Time every statement of the timed run and include the table in the result. */
   profile?: boolean;
+  /** Give every user a webhook subscription to these events (queued, never delivered here). */
+  webhookEvents?: string[];
 }
 
 const DEVICES_PER_USER = 15;
@@ -72,6 +75,9 @@ async function buildOutbox(loc: ScratchLocation, o: DispatchBenchOptions, clock:
       await generateLeads(db, userId, deviceIds, share, `+1${String(200 + (u % 700)).padStart(3, '0')}`, made, now);
       made += share;
       campaignIds.push(await insertCampaign(db, userId, { name: 'bench', body: 'Hello from the benchmark', startsAt: now, status: 'draft' }, now));
+      if (o.webhookEvents?.length) {
+        await insertSubscription(db, userId, { url: 'http://127.0.0.1:9/bench', events: o.webhookEvents, description: 'bench', active: true, secret: 'plain:bench', createdBy: userId }, now);
+      }
     }
     const matStart = clock.now();
     let queued = 0;
@@ -134,6 +140,7 @@ export async function dispatchWorker(spec: string): Promise<number> {
   await dispatcher.stop();
   sim.close();
   const counts = await countByStatus(db);
+  const webhooks = (await db.query<{ n: number }>('select count(*)::int as n from webhook_deliveries')).rows[0]!.n;
   await db.close();
   const verified = !failure && counts.sent === expected && sim.counts.sent === expected;
   const result = {
@@ -144,6 +151,7 @@ export async function dispatchWorker(spec: string): Promise<number> {
     claimStatements: dispatcher.stats.claimStatements,
     verified,
     statuses: counts,
+    webhookDeliveriesQueued: webhooks,
     ...(failure ? { error: String(failure) } : {}),
     ...(profiler ? { statements: profiler.report() } : {}),
   };

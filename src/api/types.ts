@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Clock } from '../engine/clock.js';
 import type { Engine } from '../engine/engine.js';
 import type { AuthService } from '../services/accounts/auth.js';
+import type { AuditService } from '../services/audit/service.js';
 import type { TokenService } from '../services/accounts/tokens.js';
 import type { UserService } from '../services/accounts/users.js';
 import type { CampaignService } from '../services/campaigns.js';
@@ -30,6 +31,7 @@ export interface Services {
   sequences: SequenceService;
   media: MediaService;
   webhooks: WebhookService;
+  audit: AuditService;
   /** The engine running in this process, for health figures; absent in API-only tests. */
   engine?: Engine | undefined;
 }

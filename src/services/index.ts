@@ -5,6 +5,7 @@ import type { Clock } from '../engine/clock.js';
 import type { Engine } from '../engine/engine.js';
 import type { Db } from '../store/db.js';
 import { AuthService, defaultAuthSettings, type AuthSettings } from './accounts/auth.js';
+import { AuditService } from './audit/service.js';
 import { PasswordHasher } from './accounts/passwords.js';
 import { TokenService } from './accounts/tokens.js';
 import { UserService } from './accounts/users.js';
@@ -57,6 +58,7 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
     campaigns: new CampaignService(db, clock, campaignMedia(media)),
     sequences: new SequenceService(db, clock, campaignMedia(media)),
     media,
+    audit: new AuditService(db, clock),
     webhooks: new WebhookService(db, clock, { secrets: o.secrets ?? new SecretBox(null), allowPrivateAddresses: o.webhookAllowPrivateAddresses ?? false }),
     engine: o.engine,
   };

@@ -148,6 +148,9 @@ const probes: Record<string, Probe> = {
   'POST /api/v1/webhooks/{id}/test': { expect: 404 },
   'GET /api/v1/webhooks/{id}/deliveries': { expect: 404 },
   'GET /api/v1/webhooks/{id}/deliveries/{deliveryId}': { expect: 404 },
+
+  // The audit log is an admin's: a member is refused.
+  'GET /api/v1/audit': { expect: 403 },
 };
 
 function fill(path: string, a: Ids): string {

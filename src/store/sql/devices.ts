@@ -246,3 +246,13 @@ export async function deviceStats(db: Queryable, id: number, timeZone: string, n
   const r = res.rows[0]!;
   return { leads: r.leads, pending: r.pending, sent_today: r.sent_today, failed_today: r.failed_today, last_sent_at: r.last_sent_at?.toISOString() ?? null };
 }
+
+/** Devices (not deleted) by connection status, and how many are paused at `now` (metrics). */
+export async function devicesByStatus(db: Queryable, now: Date): Promise<{ byStatus: Record<string, number>; paused: number }> {
+  const res = await db.query<{ status: string; n: number; paused: number }>(
+    `select status, count(*)::int as n, (count(*) filter (where paused_until > $1))::int as paused
+       from devices where deleted_at is null group by status`,
+    [now],
+  );
+  return { byStatus: Object.fromEntries(res.rows.map((r) => [r.status, r.n])), paused: res.rows.reduce((a, r) => a + r.paused, 0) };
+}

@@ -138,6 +138,8 @@ export interface Outcome {
   retryAt: number | null;
   errorCode: string | null;
   error: string | null;
+  /** When the message fell due (its not_before), for the dispatch latency metric. */
+  dueAt?: number;
 }
 
 /**
@@ -371,4 +373,18 @@ export async function deleteFinishedBefore(db: Queryable, before: Date, batch: n
 export async function countByStatus(db: Queryable): Promise<Record<string, number>> {
   const res = await db.query<{ status: string; n: number }>('select status, count(*)::int as n from messages group by status');
   return Object.fromEntries(res.rows.map((r) => [r.status, r.n]));
+}
+
+/**
+ * What waits in the outbox, by status (metrics). Each count walks a partial index of live rows
+ * only (messages_pending_idx, messages_lead_pending_idx, messages_sending_idx), never the finished
+ * history, which is most of the table.
+ */
+export async function outboxDepth(db: Queryable): Promise<Record<string, number>> {
+  const res = await db.query<{ pending: number; held: number; sending: number }>(
+    `select (select count(*)::int from messages where status = 'pending') as pending,
+            (select count(*)::int from messages where status = 'held') as held,
+            (select count(*)::int from messages where status = 'sending') as sending`,
+  );
+  return { ...res.rows[0]! };
 }

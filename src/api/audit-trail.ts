@@ -85,7 +85,7 @@ interface Captured {
 export function installAuditTrail(app: FastifyInstance, audit: AuditService, log: Logger | undefined): void {
   const captured = new WeakMap<FastifyRequest, Captured>();
   app.addHook('preSerialization', async (req, _reply, payload: unknown) => {
-    if (payload && typeof payload === 'object') {
+    if (WRITES.has(req.method) && payload && typeof payload === 'object') {
       const p = payload as { id?: unknown; user?: Captured['user'] };
       captured.set(req, { ...(typeof p.id === 'number' ? { id: p.id } : {}), ...(p.user && typeof p.user.id === 'number' ? { user: p.user } : {}) });
     }

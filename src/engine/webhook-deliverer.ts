@@ -151,8 +151,9 @@ export class WebhookDeliverer {
           for (const d of claimed) this.begin(d);
         }
         if (this.stopping) break;
-        if (claimed.length > 0 && claimed.length === free) {
-          // Every slot is busy: the next finished attempt pokes.
+        if (this.inFlight >= this.concurrency) {
+          // Every slot is busy: the next finished attempt pokes. (Due rows waiting for a slot must
+          // not make this loop spin.)
           await this.clock.sleepUntil(this.clock.now() + this.pollMs, signal);
         } else if (claimed.length === 0) {
           const next = await nextDeliveryAt(this.db);

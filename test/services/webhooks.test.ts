@@ -13,6 +13,11 @@ import { backoffMs, retryable, WebhookDeliverer } from '../../src/engine/webhook
 import { SecretBox } from '../../src/services/webhooks/secrets.js';
 import { insertDevices, pauseDevice, setDeviceStatuses } from '../../src/store/sql/devices.js';
 import { recordOutcomes, recordReceipts, type Outcome } from '../../src/store/sql/messages.js';
+import { materialiseAll } from '../../src/engine/materialise.js';
+import { applyReply, DEFAULT_OPT_OUT_WORDS } from '../../src/engine/replies.js';
+import { progressEnrollments } from '../../src/engine/sequence-progress.js';
+import { completeFinishedCampaigns, insertCampaign, startCampaignNow } from '../../src/store/sql/campaigns.js';
+import { generateLeads } from '../../src/store/sql/leads.js';
 import { json, openApi, tenant, type Caller, type TestApi } from '../helpers/api.js';
 import { backends } from '../helpers/db.js';
 import { quietLog } from '../helpers/world.js';
@@ -242,7 +247,7 @@ for (const backend of backends) {
         (
           await db.query<{ id: number }>(
             `insert into messages (user_id, device_id, lead_id, phone, campaign_id, body, status, not_before, created_at)
-             values ($1, $2, $5, $3, 1, 'SECRET BODY TEXT', 'sending', $4, $4) returning id`,
+             values ($1, $2, $5, $3, 999999, 'SECRET BODY TEXT', 'sending', $4, $4) returning id`,
             [userId, deviceId, phone, now, ++lead],
           )
         ).rows[0]!.id;
@@ -306,6 +311,49 @@ for (const backend of backends) {
       await recordOutcomes(db, [o(m4, 'sent')]);
       const after = await db.query<{ n: number }>(`select count(*)::int as n from webhook_deliveries where subscription_id = $1 and payload->>'message_id' = $2`, [w.id, String(m4)]);
       assert.equal(after.rows[0]!.n, 0);
+    });
+
+    it('queues campaign, sequence and reply events in the statements that make those changes', async () => {
+      const w = await subscribe(['campaign.started', 'campaign.completed', 'sequence.completed', 'lead.replied', 'lead.opted_out']);
+      const db = api.t.db;
+      const now = new Date(Date.now());
+      const [device] = await insertDevices(db, a.userId, [{ name: 'c', minDelayMs: 0, maxDelayMs: 0 }], now);
+      await generateLeads(db, a.userId, [device!], 3, '+6017', 1, now);
+      const leads = (await db.query<{ id: number; phone: string }>('select id, phone from leads where device_id = $1 order by id', [device])).rows;
+      const campaign = await insertCampaign(db, a.userId, { name: 'hooked', body: 'Hi {name}', startsAt: now, status: 'draft' }, now);
+      await startCampaignNow(db, campaign, now);
+      await materialiseAll(db, campaign, now.getTime());
+      const ids = (await db.query<{ id: number }>(`update messages set status = 'sending' where campaign_id = $1 returning id`, [campaign])).rows.map((r) => r.id);
+      await recordOutcomes(db, ids.map((id) => ({ id, status: 'sent' as const, attempted: true, attemptAt: now.getTime(), at: now.getTime(), transportId: null, retryAt: null, errorCode: null, error: null })));
+      assert.deepEqual(await completeFinishedCampaigns(db, [campaign], now), [campaign]);
+
+      // A one-step sequence whose step message went out: recording it completes the enrollment.
+      const seq = (await db.query<{ id: number }>(`insert into sequences (user_id, name, trigger, created_at, updated_at) values ($1, 's', 't', $2, $2) returning id`, [a.userId, now])).rows[0]!.id;
+      await db.query(`insert into sequence_steps (sequence_id, position, body) values ($1, 1, 'step one')`, [seq]);
+      const enr = (await db.query<{ id: number }>(
+        `insert into enrollments (user_id, sequence_id, lead_id, current_step, status, enrolled_at, updated_at, planned_at, next_due_at) values ($1, $2, $3, 1, 'active', $4, $4, $4, $4) returning id`,
+        [a.userId, seq, leads[0]!.id, now],
+      )).rows[0]!.id;
+      const msg = (await db.query<{ id: number }>(
+        `insert into messages (user_id, device_id, lead_id, phone, enrollment_id, step, body, status, not_before, sent_at, finished_at, created_at) values ($1, $2, $3, $4, $5, 1, 'step one', 'sent', $6, $6, $6, $6) returning id`,
+        [a.userId, device, leads[0]!.id, leads[0]!.phone, enr, now],
+      )).rows[0]!.id;
+      await db.query('update enrollments set message_id = $2 where id = $1', [enr, msg]);
+      const p = await db.transaction((tx) => progressEnrollments(tx, [enr], now));
+      assert.equal(p.completed, 1);
+
+      await db.transaction((tx) => applyReply(tx, { deviceId: device!, from: leads[1]!.phone, text: 'sounds good', at: now }, DEFAULT_OPT_OUT_WORDS));
+      await db.transaction((tx) => applyReply(tx, { deviceId: device!, from: leads[2]!.phone, text: 'STOP', at: now }, DEFAULT_OPT_OUT_WORDS));
+
+      const rows = (await db.query<{ event_type: string; payload: Record<string, unknown> }>(`select event_type, payload from webhook_deliveries where subscription_id = $1 order by id`, [w.id])).rows;
+      assert.deepEqual(rows.map((r) => r.event_type), ['campaign.started', 'campaign.completed', 'sequence.completed', 'lead.replied', 'lead.opted_out', 'lead.replied']);
+      assert.equal(rows[0]!.payload.messages, 3);
+      assert.deepEqual(rows[1]!.payload.counts, { sent: 3 });
+      assert.equal(rows[2]!.payload.enrollment_id, enr);
+      assert.equal(rows[2]!.payload.lead_id, leads[0]!.id);
+      assert.equal(rows[3]!.payload.lead_id, leads[1]!.id);
+      assert.equal(rows[4]!.payload.lead_id, leads[2]!.id);
+      assert.ok(!JSON.stringify(rows).includes('sounds good') && !JSON.stringify(rows).includes('step one'), 'no message or reply text');
     });
 
     it('lists deliveries newest first with filters and keyset pages', async () => {

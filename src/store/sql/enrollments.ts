@@ -438,7 +438,7 @@ export async function advanceEnrollments(db: Queryable, enrollmentIds: readonly 
           and (e.status = 'active' or (e.status = 'paused' and m.status = 'cancelled'))),
      p as materialized (
        select k.*, ${plannedFrom('k.base', step)} as planned
-         from (select distinct base, delay_days, delay_minutes, send_minute, time_zone from d where action = 'next') as k)
+         from (select distinct base, delay_days, delay_minutes, send_minute, time_zone from d where action = 'next') as k),
      w as (
      update enrollments e set
         status = case when d.action = 'complete' then 'completed' when d.action like 'exit:%' then 'exited' else e.status end,

@@ -3,7 +3,7 @@
  * Hot statements take whole batches as arrays (`unnest`), never one round trip per message.
  */
 import type { Queryable } from '../db.js';
-import { MESSAGE_EVENT_COLUMNS, MESSAGE_EVENT_DATA, MESSAGE_OUTCOME_TYPE, queueDeliveries } from './webhooks.js';
+import { MESSAGE_EVENT_COLUMNS, MESSAGE_EVENT_DATA, MESSAGE_OUTCOME_TYPE, messageEventRows, queueDeliveries } from './webhooks.js';
 
 export type MessageStatus = 'pending' | 'held' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'cancelled' | 'skipped' | 'unknown';
 
@@ -173,8 +173,15 @@ async function recordSent(db: Queryable, sent: readonly Outcome[]): Promise<numb
           error = null
          from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[]) as u(id, attempt_at, at, transport_id)
         where m.id = u.id and m.status = 'sending'
-       returning ${MESSAGE_EVENT_COLUMNS}),
-     ${queueDeliveries('q', { from: 'w', userId: 'e.user_id', type: `'message.sent'`, data: MESSAGE_EVENT_DATA, at: 'e.sent_at', now: '$5::timestamptz' })}
+       returning m.id, u.attempt_at, u.at, u.transport_id),
+     ${queueDeliveries('q', {
+       from: messageEventRows('w', { status: `'sent'`, attempts: 'm.attempts + 1', transport_id: 'w.transport_id', error_code: 'null::text', error: 'null::text', sent_at: 'w.at', finished_at: 'w.at' }),
+       userId: 'e.user_id',
+       type: `'message.sent'`,
+       data: MESSAGE_EVENT_DATA,
+       at: 'e.sent_at',
+       now: '$5::timestamptz',
+     })}
      select count(*)::int as n from w`,
     [
       sent.map((o) => o.id),
@@ -246,8 +253,19 @@ export async function recordReceipts(db: Queryable, receipts: readonly Receipt[]
          from unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[]) as u(id, device_id, status, at)
         where m.id = u.id and m.device_id = u.device_id and m.status in ('sent', 'delivered', 'read')
           and (m.delivered_at is null or (u.status = 'read' and m.read_at is null))
-       returning ${MESSAGE_EVENT_COLUMNS}, u.status as receipt, u.at as receipt_at),
-     ${queueDeliveries('q', { from: 'w', userId: 'e.user_id', type: `'message.' || e.receipt`, data: MESSAGE_EVENT_DATA, at: 'e.receipt_at', now: '$5::timestamptz' })}
+       returning m.id, u.status as receipt, u.at as receipt_at),
+     ${queueDeliveries('q', {
+       from: `(select r.*, w.receipt, w.receipt_at from ${messageEventRows('w', {
+         status: `case when w.receipt = 'read' or m.status = 'read' then 'read' else 'delivered' end`,
+         delivered_at: 'coalesce(m.delivered_at, w.receipt_at)',
+         read_at: `case when w.receipt = 'read' then coalesce(m.read_at, w.receipt_at) else m.read_at end`,
+       })} r join w on w.id = r.id)`,
+       userId: 'e.user_id',
+       type: `'message.' || e.receipt`,
+       data: MESSAGE_EVENT_DATA,
+       at: 'e.receipt_at',
+       now: '$5::timestamptz',
+     })}
      select count(*)::int as n from w`,
     [
       receipts.map((r) => r.id),

@@ -59,16 +59,36 @@ export interface EventSource {
  * row nobody subscribed to costs no jsonb (and no subquery the data may hold).
  */
 export function queueDeliveries(name: string, src: EventSource): string {
+  // Subscriptions drive (the lateral makes them the outer side): with none active, the changed
+  // rows are never read. Measured on PGlite dispatching 60,000 messages: a join driven by the
+  // changed rows (a 17-column RETURNING) cost ~23 us a message with no subscription at all.
   return `${name} as (
        insert into webhook_deliveries (subscription_id, user_id, event_type, payload, occurred_at, next_attempt_at, created_at)
-       select s.id, s.user_id, ${src.type}, ${src.data}, ${src.at}, ${src.now}, ${src.now}
-         from ${src.from} as e
-         join webhook_subscriptions s on s.user_id = ${src.userId} and s.active and ${src.type} = any(s.events))`;
+       select s.id, s.user_id, t.type, t.data, t.at, ${src.now}, ${src.now}
+         from webhook_subscriptions s
+         cross join lateral (
+           select ${src.type} as type, ${src.data} as data, ${src.at} as at
+             from ${src.from} as e
+            where ${src.userId} = s.user_id and ${src.type} = any(s.events)) as t
+        where s.active)`;
 }
 
 /** Columns a message writer returns so `messageEventData` can describe the row as it now is. */
 export const MESSAGE_EVENT_COLUMNS = `m.id, m.user_id, m.lead_id, m.device_id, m.phone, m.campaign_id, m.enrollment_id, m.step,
        m.status, m.attempts, m.transport_id, m.error_code, m.error, m.sent_at, m.delivered_at, m.read_at, m.finished_at`;
+
+/**
+ * The columns of MESSAGE_EVENT_COLUMNS for rows a statement is changing, read as they were before
+ * (`m`, a second reference to messages, sees the statement's snapshot) with the new values given:
+ * the hot writers return only ids, which is most of their queuing cost gone.
+ */
+export function messageEventRows(changed: string, newValues: Partial<Record<'status' | 'attempts' | 'transport_id' | 'error_code' | 'error' | 'sent_at' | 'delivered_at' | 'read_at' | 'finished_at', string>>): string {
+  const v = (col: keyof typeof newValues) => `${newValues[col] ?? `m.${col}`} as ${col}`;
+  return `(select m.id, m.user_id, m.lead_id, m.device_id, m.phone, m.campaign_id, m.enrollment_id, m.step,
+            ${v('status')}, ${v('attempts')}, ${v('transport_id')}, ${v('error_code')}, ${v('error')},
+            ${v('sent_at')}, ${v('delivered_at')}, ${v('read_at')}, ${v('finished_at')}
+       from ${changed} join messages m on m.id = w.id)`;
+}
 
 /** A message event's data: ids and figures, never the body. */
 export const MESSAGE_EVENT_DATA = `jsonb_build_object(

@@ -49,7 +49,7 @@ export class FleetcastMetrics {
   ) {
     this.cacheMs = o.cacheMs ?? 10_000;
     const register = [this.registry];
-    if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'fleetcast_process_' });
+    if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'fleetcast_' });
 
     const messages = new Counter({
       name: 'fleetcast_messages_total',

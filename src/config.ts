@@ -1,6 +1,10 @@
 /** Process configuration from the environment, validated once here. */
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { parseSecretKey } from './services/secrets/secret-box.js';
+
+const booleanVariable = z.enum(['true', 'false'], { message: 'true or false' });
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -83,6 +87,27 @@ const schema = z.object({
   FLEETCAST_WA_CONNECTS_PER_SECOND: z.coerce.number().min(0.1).max(1000).default(5),
   /** The Graph API the Cloud API transport calls (a test server, a proxy). */
   FLEETCAST_CLOUD_API_URL: z.string().url().default('https://graph.facebook.com/v21.0'),
+  // ---- Operations: webhooks, metrics, audit, logs, backups (docs/operations.md) ----
+  /** Let webhook URLs reach private, loopback and link-local addresses (only where every user is trusted). */
+  FLEETCAST_WEBHOOK_ALLOW_PRIVATE: booleanVariable.default('false').transform((v) => v === 'true'),
+  FLEETCAST_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  FLEETCAST_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(10),
+  FLEETCAST_WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(10).default(30_000),
+  FLEETCAST_WEBHOOK_RETRY_MAX_MS: z.coerce.number().int().min(10).default(4 * 3600_000),
+  FLEETCAST_WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  FLEETCAST_WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
+  /** `/metrics` on the main listener behind this bearer token (at least 16 characters). */
+  FLEETCAST_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  /** `/metrics`, `/healthz` and `/readyz` on their own port (bound to HOST), for the scraper only. */
+  FLEETCAST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  FLEETCAST_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).default(365),
+  /** One log line per request (with its request id; secrets redacted). */
+  FLEETCAST_LOG_REQUESTS: booleanVariable.default('false').transform((v) => v === 'true'),
+  /** Where pg_dump and pg_restore are, for backups of a PostgreSQL database; default: PATH. */
+  FLEETCAST_PG_BIN: z.string().min(1).optional(),
+}).refine((c) => c.FLEETCAST_WEBHOOK_RETRY_MAX_MS >= c.FLEETCAST_WEBHOOK_RETRY_BASE_MS, {
+  path: ['FLEETCAST_WEBHOOK_RETRY_MAX_MS'],
+  message: 'must not be below FLEETCAST_WEBHOOK_RETRY_BASE_MS',
 });
 
 export type Config = z.infer<typeof schema>;
@@ -91,11 +116,47 @@ export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
 }
 
+/** Every variable this version reads (the README table and .env.example list each one). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
+/** Values never repeated in an error message. */
+const SECRET_VARIABLES = /PASSWORD|TOKEN|SECRET|KEY|DATABASE_URL/;
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const res = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!res.success) {
-    const lines = res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    const lines = res.error.issues.map((i) => {
+      const name = i.path.join('.');
+      const value = env[name];
+      const shown = value === undefined || SECRET_VARIABLES.test(name) ? '' : ` (got ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value)})`;
+      return `${name}: ${i.message}${shown}`;
+    });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   return res.data;
+}
+
+/** FLEETCAST_* variables set in `env` that no setting reads (a typo, or one from another version). */
+export function unknownVariables(env: NodeJS.ProcessEnv = process.env): string[] {
+  const known = new Set(CONFIG_VARIABLES);
+  return Object.keys(env).filter((k) => k.startsWith('FLEETCAST_') && !known.has(k) && !EXTRA_VARIABLES.has(k)).sort();
+}
+
+/** Read outside this schema: by the test runner. */
+const EXTRA_VARIABLES = new Set(['FLEETCAST_TEST_CONCURRENCY']);
+
+/**
+ * Loads `path` (default `.env` in the working directory) into `env` if the file exists; variables
+ * already set win. Returns whether a file was read.
+ */
+export function loadEnvFile(path = '.env', env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!existsSync(path)) return false;
+  let parsed: Record<string, string>;
+  try {
+    parsed = parseEnv(readFileSync(path, 'utf8')) as Record<string, string>;
+  } catch (err) {
+    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  for (const [k, v] of Object.entries(parsed)) if (env[k] === undefined) env[k] = v;
+  return true;
 }

@@ -1,16 +1,21 @@
 /**
  * The HTTP server: JSON REST under /api/v1 (zod-validated, described by the OpenAPI document at
- * /docs/json with an interactive page at /docs) and GET /healthz. The engine runs beside it in the
- * same process; the server only reads its figures.
+ * /docs/json with an interactive page at /docs), GET /healthz and /readyz, and (with a token)
+ * /metrics (see metrics.ts). The engine runs beside it in the same process; the server only reads
+ * its figures.
  */
+import { randomUUID } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { installAuditTrail } from './audit-trail.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './errors.js';
+import { healthRoutes, metricsRoute } from './metrics.js';
 import { accountRoutes } from './routes/accounts.js';
+import { auditRoutes } from './routes/audit.js';
 import { campaignRoutes } from './routes/campaigns.js';
 import { deviceRoutes } from './routes/devices.js';
 import { deviceLinkRoutes } from './routes/device-link.js';
@@ -19,7 +24,10 @@ import { importRoutes } from './routes/imports.js';
 import { leadRoutes } from './routes/leads.js';
 import { mediaRoutes } from './routes/media.js';
 import { sequenceRoutes } from './routes/sequences.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import type { Api, Services } from './types.js';
+import type { FleetcastMetrics } from '../services/metrics/registry.js';
+import type { Logger } from '../logger.js';
 
 export interface ServerOptions {
   /** Trust X-Forwarded-* from a proxy in front (needed to see HTTPS and client addresses). */
@@ -30,6 +38,17 @@ export interface ServerOptions {
   version?: string | undefined;
   /** Serve the API and its documents (default); false: only the health routes (a worker process). */
   api?: boolean | undefined;
+  /** One log line per request (FLEETCAST_LOG_REQUESTS); default: errors only. */
+  logRequests?: boolean | undefined;
+  /** `/metrics` on this listener, behind this bearer token (absent: no such route, 404). */
+  metrics?: { registry: FleetcastMetrics; token: string } | undefined;
+}
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID();
 }
 
 export async function buildServer(s: Services, opts: ServerOptions = {}): Promise<Api> {
@@ -40,11 +59,18 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
     // Our ids are numbers in the path; a trailing slash or case difference is not another route.
     routerOptions: { ignoreTrailingSlash: true },
     // One line per request would be most of the log at thousands of requests a second; errors are logged.
-    logController: new LogController({ disableRequestLogging: true }),
+    logController: new LogController({ disableRequestLogging: opts.logRequests !== true }),
+    // Every log line of a request carries its id: the caller's X-Request-Id when it is sane, else a new one.
+    requestIdHeader: false,
+    genReqId: requestId,
   }).withTypeProvider<ZodTypeProvider>();
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+  if (opts.metrics) metricsRoute(app, opts.metrics.registry, opts.metrics.token);
   if (opts.api === false) {
     healthRoutes(app, s);
     await app.ready();
@@ -74,6 +100,7 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   installAuth(app, s.auth);
+  installAuditTrail(app, s.audit, opts.logger as Logger | undefined);
   healthRoutes(app, s);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
@@ -86,19 +113,9 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   mediaRoutes(app, s);
   deviceLinkRoutes(app, s);
   cloudApiRoutes(app, s);
+  webhookRoutes(app, s);
+  auditRoutes(app, s);
   await app.ready();
   return app;
 }
 
-function healthRoutes(app: Api, s: Services): void {
-  app.get('/healthz', { schema: { hide: true } }, async () => {
-    await s.db.query('select 1');
-    const d = s.engine?.dispatcher;
-    return {
-      status: 'ok',
-      store: s.db.profile.kind,
-      devices: d?.deviceIds.length ?? 0,
-      messages: d ? { claimed: d.stats.claimed, sent: d.stats.sent, failed: d.stats.failed, recorded: d.stats.recorded } : null,
-    };
-  });
-}

@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Clock } from '../engine/clock.js';
 import type { Engine } from '../engine/engine.js';
 import type { AuthService } from '../services/accounts/auth.js';
+import type { AuditService } from '../services/audit/service.js';
 import type { TokenService } from '../services/accounts/tokens.js';
 import type { UserService } from '../services/accounts/users.js';
 import type { CampaignService } from '../services/campaigns.js';
@@ -14,6 +15,7 @@ import type { LeadImports } from '../services/leads/import/service.js';
 import type { LeadService } from '../services/leads/leads.js';
 import type { MediaService } from '../services/media/index.js';
 import type { SequenceService } from '../services/sequences.js';
+import type { WebhookService } from '../services/webhooks/service.js';
 import type { Db } from '../store/db.js';
 
 export type Api = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
@@ -32,6 +34,8 @@ export interface Services {
   media: MediaService;
   deviceLinks: DeviceLinkService;
   cloudApi: CloudApiService;
+  webhooks: WebhookService;
+  audit: AuditService;
   /** The engine running in this process, for health figures; absent in API-only tests. */
   engine?: Engine | undefined;
 }

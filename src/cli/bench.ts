@@ -28,6 +28,8 @@ fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--
   --json          print one JSON object instead of a table
   --profile       also time every SQL statement of the timed run
   --processes N   dispatching processes sharing the devices, as several workers would (postgres only)
+  --webhook EVENTS  give every user a webhook subscription to these events (comma-separated, e.g.
+                  message.sent): measures queuing deliveries with the sends (none is delivered)
 `;
 
 export async function benchCommand(args: string[]): Promise<number> {
@@ -49,6 +51,7 @@ export async function benchCommand(args: string[]): Promise<number> {
         json: { type: 'boolean', default: false },
         profile: { type: 'boolean', default: false },
         processes: { type: 'string', default: '1' },
+        webhook: { type: 'string' },
       },
       strict: true,
     });
@@ -72,7 +75,8 @@ export async function benchCommand(args: string[]): Promise<number> {
     return 2;
   }
   const { benchDispatch } = await import('./bench/dispatch.js');
-  const result = await benchDispatch({ devices, messages, db: v.db as 'pglite' | 'postgres', progress: !v.json, profile: v.profile, processes });
+  const webhookEvents = v.webhook ? v.webhook.split(',').map((e) => e.trim()).filter((e) => e !== '') : [];
+  const result = await benchDispatch({ devices, messages, db: v.db as 'pglite' | 'postgres', progress: !v.json, profile: v.profile, processes, webhookEvents });
   const out = { benchmark: 'dispatch', ...result, ...machine() };
   if (v.json) process.stdout.write(JSON.stringify(out) + '\n');
   else printTable(out);

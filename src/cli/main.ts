@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `fleetcast` command. */
 import v8 from 'node:v8';
-import { ConfigError } from '../config.js';
+import { ConfigError, loadEnvFile } from '../config.js';
 
 // PGlite is PostgreSQL compiled to WebAssembly. By default V8 compiles it twice: at once with its
 // baseline compiler, then again, function by function, with the optimizing one, keeping both.
@@ -16,6 +16,8 @@ commands:
   serve [--role all|api|worker]  run the HTTP server and the engine (PORT, FLEETCAST_DATA_DIR, DATABASE_URL);
                                 api: the HTTP API only; worker: the engine only (health routes on PORT)
   migrate                       apply database migrations and exit
+  backup FILE                   write the database and media files to FILE (PGlite: stop the server first)
+  restore FILE [--force]        restore a backup; --force replaces a database that is not empty
   simulate SCENARIO.json --out DIR [--db pglite|postgres]
                                 run a scenario on the virtual clock against the simulator
   bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]
@@ -26,6 +28,8 @@ commands:
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // Settings may come from ./.env; variables already in the environment win.
+  if (command !== undefined && !['help', '--help', '-h'].includes(command)) loadEnvFile();
   switch (command) {
     case 'serve': {
       const { serve, parseServeArgs } = await import('./serve.js');
@@ -35,6 +39,14 @@ async function main(argv: string[]): Promise<number> {
     case 'migrate': {
       const { migrateCommand } = await import('./migrate.js');
       return migrateCommand();
+    }
+    case 'backup': {
+      const { backupCommand } = await import('./backup.js');
+      return backupCommand(rest);
+    }
+    case 'restore': {
+      const { restoreCommand } = await import('./backup.js');
+      return restoreCommand(rest);
     }
     case 'simulate': {
       const { simulateCommand } = await import('./simulate.js');
@@ -65,7 +77,8 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || (err as { code?: string })?.code === 'DATA_DIR_IN_USE') {
+    const code = (err as { code?: string })?.code;
+    if (err instanceof ConfigError || code === 'DATA_DIR_IN_USE' || code === 'BACKUP_FAILED') {
       process.stderr.write(`fleetcast: ${(err as Error).message}\n`);
     } else {
       process.stderr.write(`fleetcast: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

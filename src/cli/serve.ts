@@ -9,9 +9,13 @@ import { buildServer } from '../api/server.js';
 import { ensureFirstAdmin } from '../services/accounts/bootstrap.js';
 import { accountHousekeeping } from '../services/accounts/housekeeping.js';
 import { createServices } from '../services/index.js';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, loadConfig, unknownVariables, type Config } from '../config.js';
 import { SystemClock } from '../engine/clock.js';
 import { Engine } from '../engine/engine.js';
+import { WebhookDeliverer } from '../engine/webhook-deliverer.js';
+import { startAdminListener } from '../api/metrics.js';
+import { FleetcastMetrics } from '../services/metrics/registry.js';
+import { WebhookSecrets } from '../services/webhooks/secrets.js';
 import { createLogger } from '../logger.js';
 import { migrate } from '../store/migrate.js';
 import { openStore } from '../store/open.js';
@@ -50,6 +54,8 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
   const runsApi = role !== 'worker';
   const runsEngine = role !== 'api';
   const log = createLogger(cfg.FLEETCAST_LOG_LEVEL).child({ role });
+  const unknown = unknownVariables();
+  if (unknown.length > 0) log.warn({ variables: unknown }, 'these FLEETCAST_ variables are not settings of this version (typos?); they are ignored');
   const clock = new SystemClock();
   const db = await openStore({
     databaseUrl: cfg.DATABASE_URL,
@@ -115,7 +121,11 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
   const engine = runsEngine
     ? new Engine(db, clock, transports, log, {
         dispatcher: { leaseTtlMs: cfg.FLEETCAST_LEASE_TTL_MS, maxDevices: cfg.FLEETCAST_MAX_DEVICES, role },
-        maintenance: { retentionDays: cfg.FLEETCAST_RETENTION_DAYS },
+        maintenance: {
+          retentionDays: cfg.FLEETCAST_RETENTION_DAYS,
+          webhookRetentionDays: cfg.FLEETCAST_WEBHOOK_RETENTION_DAYS,
+          auditRetentionDays: cfg.FLEETCAST_AUDIT_RETENTION_DAYS,
+        },
         ...(cfg.FLEETCAST_OPT_OUT_WORDS.length > 0 ? { optOutWords: cfg.FLEETCAST_OPT_OUT_WORDS } : {}),
       })
     : undefined;
@@ -125,6 +135,21 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
   const links = engine ? new DeviceLinkRunner(db, clock, transports, engine, log.child({ component: 'links' })) : undefined;
   await links?.start();
   await engine?.start();
+  // Webhooks go out wherever the engine runs; every such process shares the deliveries.
+  const deliverer = engine
+    ? new WebhookDeliverer(db, clock, log.child({ component: 'webhooks' }), {
+        secrets: new WebhookSecrets(box),
+        concurrency: cfg.FLEETCAST_WEBHOOK_CONCURRENCY,
+        timeoutMs: cfg.FLEETCAST_WEBHOOK_TIMEOUT_MS,
+        maxAttempts: cfg.FLEETCAST_WEBHOOK_MAX_ATTEMPTS,
+        retryBaseMs: cfg.FLEETCAST_WEBHOOK_RETRY_BASE_MS,
+        retryMaxMs: cfg.FLEETCAST_WEBHOOK_RETRY_MAX_MS,
+        allowPrivateAddresses: cfg.FLEETCAST_WEBHOOK_ALLOW_PRIVATE,
+      })
+    : undefined;
+  await deliverer?.start();
+  const metrics =
+    cfg.FLEETCAST_METRICS_TOKEN !== undefined || cfg.FLEETCAST_METRICS_PORT !== undefined ? new FleetcastMetrics(db, clock, { engine, deliverer }) : undefined;
   const services = createServices(db, clock, {
     log,
     importDir: join(cfg.FLEETCAST_DATA_DIR, 'imports'),
@@ -137,6 +162,7 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     engine,
     secretBox: box,
     ...(cfg.FLEETCAST_OPT_OUT_WORDS.length > 0 ? { optOutWords: cfg.FLEETCAST_OPT_OUT_WORDS } : {}),
+    webhookAllowPrivateAddresses: cfg.FLEETCAST_WEBHOOK_ALLOW_PRIVATE,
   });
   // Accounts and imports are the API's business: a worker leaves them to the API processes.
   const admin = !runsApi ? null : await ensureFirstAdmin(db, clock, services.passwords, cfg.FLEETCAST_ADMIN_EMAIL, cfg.FLEETCAST_ADMIN_PASSWORD);
@@ -156,12 +182,26 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     accountHousekeeping(db, clock, services.auth.settings.windowMs).catch((err: unknown) => log.error({ err }, 'account housekeeping failed'));
   }, 10 * 60_000);
   housekeeping.unref();
-  const app = await buildServer(services, { logger: log, trustProxy: cfg.FLEETCAST_TRUST_PROXY, api: runsApi });
+  const app = await buildServer(services, {
+    logger: log,
+    trustProxy: cfg.FLEETCAST_TRUST_PROXY,
+    api: runsApi,
+    logRequests: cfg.FLEETCAST_LOG_REQUESTS,
+    metrics: metrics && cfg.FLEETCAST_METRICS_TOKEN !== undefined ? { registry: metrics, token: cfg.FLEETCAST_METRICS_TOKEN } : undefined,
+  });
   let address: string;
+  let adminListener: Awaited<ReturnType<typeof startAdminListener>> | undefined;
   try {
     address = await app.listen({ port: cfg.PORT, host: cfg.HOST });
+    if (metrics && cfg.FLEETCAST_METRICS_PORT !== undefined) {
+      adminListener = await startAdminListener({ db, engine, metrics, token: cfg.FLEETCAST_METRICS_TOKEN, host: cfg.HOST, port: cfg.FLEETCAST_METRICS_PORT, logger: log });
+      log.info({ address: adminListener.address }, 'metrics listener');
+      process.stdout.write(`metrics on ${adminListener.address}\n`);
+    }
   } catch (err) {
     // Nothing may keep running without its server: hand the devices back and let the error out.
+    await app.close();
+    await deliverer?.stop();
     await engine?.stop();
     await links?.stop();
     await baileys.close();
@@ -180,7 +220,9 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     log.info({ signal }, 'shutting down');
     clearInterval(housekeeping);
     await app.close();
+    await adminListener?.close();
     await services.imports.close();
+    await deliverer?.stop();
     // Finishes the sends in flight, records them and hands the devices to the other workers.
     await engine?.stop();
     await links?.stop();

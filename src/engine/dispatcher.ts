@@ -485,7 +485,7 @@ export class Dispatcher {
     if (this.inFlight === 0 && this.settledWaiters.length > 0) for (const w of this.settledWaiters.splice(0)) w();
     if (this.abandoned) return;
     const at = this.clock.now();
-    const base = { id: m.id, attempted: true, attemptAt, at, transportId: null, retryAt: null, errorCode: null, error: null } as const;
+    const base = { id: m.id, attempted: true, attemptAt, at, transportId: null, retryAt: null, errorCode: null, error: null, dueAt: m.not_before.getTime() } as const;
     let outcome: Outcome;
     if (result.ok) {
       outcome = { ...base, status: 'sent', transportId: result.transportId };
@@ -525,7 +525,7 @@ export class Dispatcher {
     slot.readyAt = nextSendTime(slot.settings, slot.history, at);
     this.events.emit('device.restricted', { deviceId: slot.device.id, until, reason, at });
     void this.clock
-      .track(pauseDevice(this.db, slot.device.id, new Date(until), reason))
+      .track(pauseDevice(this.db, slot.device.id, new Date(until), reason, new Date(at)))
       .catch((error) => this.events.emit('error', { where: 'pauseDevice', error }));
   }
 
@@ -590,7 +590,7 @@ export class Dispatcher {
       }
       this.stats.recorded += outcomes.length;
       const now = this.clock.now();
-      this.events.emit('outcomes.recorded', { count: outcomes.length, at: now, devices: [...devices], statuses: statuses.size });
+      this.events.emit('outcomes.recorded', { count: outcomes.length, at: now, devices: [...devices], statuses: statuses.size, outcomes });
       await closeFinishedCampaigns(this.db, this.events, campaigns, now);
       if (progressed) await this.announceProgress(progressed, now);
     } catch (error) {

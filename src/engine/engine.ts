@@ -16,7 +16,7 @@ import { SequencePlanner, type SequencePlannerOptions } from './sequence-planner
 
 export interface EngineOptions {
   dispatcher?: DispatcherOptions;
-  maintenance?: { intervalMs?: number; retentionDays?: number; vacuumEvery?: number };
+  maintenance?: { intervalMs?: number; retentionDays?: number; vacuumEvery?: number; webhookRetentionDays?: number; auditRetentionDays?: number };
   campaigns?: CampaignStarterOptions;
   pool?: PoolAllocatorOptions;
   sequences?: SequencePlannerOptions;

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { Outcome } from '../store/sql/messages.js';
 
 /** What the engine tells the rest of the process (dashboard, webhooks, metrics, logs). */
 export interface EngineEventMap {
@@ -10,8 +11,11 @@ export interface EngineEventMap {
   'message.reply': { deviceId: number; from: string; text: string; at: number };
   'campaign.started': { campaignId: number; messages: number; mode: 'owned' | 'pool'; at: number };
   'campaign.completed': { campaignId: number; at: number };
-  /** `devices`: the devices whose messages these outcomes were; `statuses`: device status changes written with them. */
-  'outcomes.recorded': { count: number; at: number; devices: number[]; statuses: number };
+  /**
+   * `devices`: the devices whose messages these outcomes were; `statuses`: device status changes
+   * written with them; `outcomes`: the batch itself (metrics read it; listeners must not change it).
+   */
+  'outcomes.recorded': { count: number; at: number; devices: number[]; statuses: number; outcomes?: readonly Outcome[] };
   'sequence.planned': { messages: number; at: number };
   'enrollments.progressed': { next: number; completed: number; exited: number; chained: number; at: number };
   'enrollments.exited': { leadIds: number[]; reason: string; exited: number; at: number };

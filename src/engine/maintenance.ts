@@ -6,13 +6,16 @@
  * device leases (every renewal). The ANALYZE matters as much: PGlite never gathers statistics by
  * itself, and without them a batch of enrollment ids was planned as a scan of a whole index.
  * Finished rows older than the retention period are deleted in batches (never those of a campaign
- * still running, whose statistics come from its rows).
+ * still running, whose statistics come from its rows), and so are finished webhook deliveries
+ * (with their attempts) and audit entries past their own retention periods.
  *
  * States: sleeping (interval on the injected clock) -> retention pass -> vacuum if due -> sleeping.
  */
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
+import { deleteAuditBefore } from '../store/sql/audit.js';
 import { deleteFinishedBefore } from '../store/sql/messages.js';
+import { deleteFinishedDeliveries } from '../store/sql/webhooks.js';
 import type { Clock } from './clock.js';
 import type { EngineEvents } from './events.js';
 
@@ -21,6 +24,10 @@ export interface MaintenanceOptions {
   retentionDays?: number;
   /** Row changes (as counted by the dispatcher) between two manual VACUUMs. */
   vacuumEvery?: number;
+  /** Delivered and failed webhook deliveries (and their attempts) older than this go; default 30. */
+  webhookRetentionDays?: number;
+  /** Audit entries older than this go; default 365. */
+  auditRetentionDays?: number;
   changedRows: () => number;
 }
 
@@ -29,7 +36,7 @@ export class Maintenance {
   private readonly abort = new AbortController();
   private done: Promise<void> | undefined;
   private changedAtLastVacuum = 0;
-  readonly stats = { deleted: 0, vacuums: 0 };
+  readonly stats = { deleted: 0, vacuums: 0, deliveriesDeleted: 0, auditDeleted: 0 };
 
   constructor(
     private readonly db: Db,
@@ -69,6 +76,19 @@ export class Maintenance {
     for (;;) {
       const n = await deleteFinishedBefore(this.db, before, 10_000);
       this.stats.deleted += n;
+      if (n < 10_000 || this.stopping) break;
+    }
+    const now = this.clock.now();
+    const deliveriesBefore = new Date(now - (this.opts.webhookRetentionDays ?? 30) * 86_400_000);
+    for (;;) {
+      const n = await deleteFinishedDeliveries(this.db, deliveriesBefore, 10_000);
+      this.stats.deliveriesDeleted += n;
+      if (n < 10_000 || this.stopping) break;
+    }
+    const auditBefore = new Date(now - (this.opts.auditRetentionDays ?? 365) * 86_400_000);
+    for (;;) {
+      const n = await deleteAuditBefore(this.db, auditBefore, 10_000);
+      this.stats.auditDeleted += n;
       if (n < 10_000 || this.stopping) break;
     }
     const changed = this.opts.changedRows();

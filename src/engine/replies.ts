@@ -47,7 +47,7 @@ export async function applyReply(
   if (isOptOut(reply.text, words)) {
     const cancelled = await cancelPendingForLeads(db, leadIds, 'opted_out', reply.at);
     const e = await exitLeads(db, leadIds, 'opted_out', reply.at);
-    await markOptedOut(db, leadIds, reply.at);
+    await markOptedOut(db, leadIds, reply.at, reply.deviceId);
     await recordReply(db, reply.deviceId, reply.from, reply.at);
     return { leadIds, optedOut: true, cancelled: cancelled + e.cancelled, exited: e.exited };
   }

@@ -493,7 +493,7 @@ async function campaignOutcome(db: Queryable, campaignId: number): Promise<SimRu
 async function prepare(real: Queryable, db: Queryable, plan: Plan, sample: Sample, world: World, scratch: Map<number, number>, campaignId: number): Promise<void> {
   const userId = world.userIds[0]!;
   for (const d of plan.devices) {
-    if (d.paused_until && d.paused_until.getTime() > plan.now) await pauseDevice(db, scratch.get(d.id)!, d.paused_until, d.pause_reason ?? 'paused');
+    if (d.paused_until && d.paused_until.getTime() > plan.now) await pauseDevice(db, scratch.get(d.id)!, d.paused_until, d.pause_reason ?? 'paused', new Date(plan.now));
   }
   const realWindows = [...new Set([...sample.load, ...(plan.boundRows ?? [])].map((g) => g.window_id).filter((w): w is number => w !== null))];
   const windows = new Map<number, number>();

@@ -5,6 +5,7 @@ import type { Clock } from '../engine/clock.js';
 import type { Engine } from '../engine/engine.js';
 import type { Db } from '../store/db.js';
 import { AuthService, defaultAuthSettings, type AuthSettings } from './accounts/auth.js';
+import { AuditService } from './audit/service.js';
 import { PasswordHasher } from './accounts/passwords.js';
 import { TokenService } from './accounts/tokens.js';
 import { UserService } from './accounts/users.js';
@@ -18,6 +19,8 @@ import { LeadImports } from './leads/import/service.js';
 import { LeadService } from './leads/leads.js';
 import { MediaService } from './media/index.js';
 import { SequenceService } from './sequences.js';
+import { WebhookSecrets } from './webhooks/secrets.js';
+import { WebhookService } from './webhooks/service.js';
 import type { Services } from '../api/types.js';
 
 export interface ServiceOptions {
@@ -35,10 +38,12 @@ export interface ServiceOptions {
   passwords?: PasswordHasher | undefined;
   auth?: Partial<AuthSettings> | undefined;
   engine?: Engine | undefined;
-  /** Seals Cloud API credentials; default: a key of this process only (tests). */
+  /** Seals Cloud API credentials and webhook signing secrets; default: a key of this process only (tests). */
   secretBox?: SecretBox | undefined;
   /** The deployment's opt-out words, for replies that arrive through the Cloud API webhook. */
   optOutWords?: readonly string[] | undefined;
+  /** Let webhook URLs reach private and loopback addresses (tests; installs whose users are all trusted). */
+  webhookAllowPrivateAddresses?: boolean | undefined;
 }
 
 export function createServices(db: Db, clock: Clock, o: ServiceOptions): Services & { passwords: PasswordHasher } {
@@ -46,6 +51,7 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
   const auth = new AuthService(db, clock, passwords, { ...defaultAuthSettings, ...o.auth });
   const authChanged = () => auth.changed();
   const deviceLinks = new DeviceLinkService(db, clock);
+  const box = o.secretBox ?? new SecretBox(randomBytes(32));
   const media = new MediaService(db, clock, { dir: o.mediaDir ?? join(o.importDir, 'media'), allowPrivateAddresses: o.mediaAllowPrivateAddresses, log: o.log });
   return {
     db,
@@ -61,7 +67,9 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
     sequences: new SequenceService(db, clock, campaignMedia(media)),
     media,
     deviceLinks,
-    cloudApi: new CloudApiService(db, clock, o.secretBox ?? new SecretBox(randomBytes(32)), o.optOutWords),
+    cloudApi: new CloudApiService(db, clock, box, o.optOutWords),
+    audit: new AuditService(db, clock),
+    webhooks: new WebhookService(db, clock, { secrets: new WebhookSecrets(box), allowPrivateAddresses: o.webhookAllowPrivateAddresses ?? false }),
     engine: o.engine,
   };
 }

@@ -35,3 +35,15 @@ export async function migrate(db: Db, now: Date, migrations: readonly Migration[
     return applied;
   });
 }
+
+/**
+ * Migrations this code knows that the database has not applied (all of them when it was never
+ * migrated): `/readyz` is not ready until this is empty.
+ */
+export async function pendingMigrations(db: Db, migrations: readonly Migration[] = all): Promise<number[]> {
+  const exists = await db.query<{ t: string | null }>(`select to_regclass('schema_migrations')::text as t`);
+  if (!exists.rows[0]?.t) return migrations.map((m) => m.version);
+  const done = await db.query<{ version: number }>('select version from schema_migrations');
+  const have = new Set(done.rows.map((r) => r.version));
+  return migrations.map((m) => m.version).filter((v) => !have.has(v));
+}

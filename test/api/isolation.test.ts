@@ -23,6 +23,8 @@ interface Ids {
   enrollment: number;
   user: number;
   media: number;
+  webhook: number;
+  delivery: number;
 }
 
 /**
@@ -150,6 +152,18 @@ const probes: Record<string, Probe> = {
     contentType: 'application/json',
     expect: 401,
   },
+  'GET /api/v1/webhooks': { expect: 200, list: true },
+  'POST /api/v1/webhooks': { body: () => ({ url: 'http://127.0.0.1:9/b-hook', events: ['message.sent'] }), expect: 201 },
+  'GET /api/v1/webhooks/{id}': { expect: 404 },
+  'PATCH /api/v1/webhooks/{id}': { body: () => ({ url: 'http://127.0.0.1:9/stolen', active: false }), expect: 404 },
+  'DELETE /api/v1/webhooks/{id}': { expect: 404 },
+  'POST /api/v1/webhooks/{id}/rotate-secret': { expect: 404 },
+  'POST /api/v1/webhooks/{id}/test': { expect: 404 },
+  'GET /api/v1/webhooks/{id}/deliveries': { expect: 404 },
+  'GET /api/v1/webhooks/{id}/deliveries/{deliveryId}': { expect: 404 },
+
+  // The audit log is an admin's: a member is refused.
+  'GET /api/v1/audit': { expect: 403 },
 };
 
 function fill(path: string, a: Ids): string {
@@ -164,11 +178,13 @@ function fill(path: string, a: Ids): string {
     campaigns: a.campaign,
     sequences: a.sequence,
     media: a.media,
+    webhooks: a.webhook,
   };
   return path
     .replace('{id}', String(byCollection[collection ?? ''] ?? 0))
     .replace('{stepId}', String(a.step))
-    .replace('{enrollmentId}', String(a.enrollment));
+    .replace('{enrollmentId}', String(a.enrollment))
+    .replace('{deliveryId}', String(a.delivery));
 }
 
 /** Every row the tenant owns, as text, to prove the walk changed none of them. */
@@ -192,6 +208,8 @@ async function snapshot(api: TestApi, userId: number): Promise<string> {
     await q(`select * from device_links where user_id = $1 order by device_id`),
     await q(`select t.* from transport_auth t join devices d on d.id = t.device_id where d.user_id = $1 order by 1, 2, 3`),
     await q(`select * from cloud_api_numbers where user_id = $1 order by device_id`),
+    await q(`select * from webhook_subscriptions where user_id = $1 order by id`),
+    await q(`select * from webhook_deliveries where user_id = $1 order by id`),
   ].join('\n');
 }
 
@@ -234,7 +252,9 @@ for (const backend of backends) {
           payload: 'A price list\n',
         }),
       );
-      ids = { device, lead, token, member, import: importId, campaign, sequence, step, enrollment, user: a.userId, media };
+      const webhook = await ok(await a.call('POST', '/api/v1/webhooks', { url: 'http://127.0.0.1:9/a-hook', events: ['message.sent', 'lead.replied'] }));
+      const delivery = await ok(await a.call('POST', `/api/v1/webhooks/${webhook}/test`));
+      ids = { device, lead, token, member, import: importId, campaign, sequence, step, enrollment, user: a.userId, media, webhook, delivery };
     });
     after(() => api.dispose());
 
@@ -311,6 +331,7 @@ for (const backend of backends) {
       assert.deepEqual(json(await get('/api/v1/members')).data, []);
       assert.deepEqual(json(await get('/api/v1/leads/imports')).data, []);
       assert.deepEqual(json(await get('/api/v1/media')).data, []);
+      assert.deepEqual(json(await get('/api/v1/webhooks')).data, []);
       const csv = (await get('/api/v1/leads/export')).body;
       assert.ok(!csv.includes('+60123000001') && !csv.includes('+60123000002'), csv);
       assert.deepEqual(json(await get('/api/v1/tokens')).data.map((t: { name: string }) => t.name), ['test']);

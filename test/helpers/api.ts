@@ -4,6 +4,7 @@
  * a bearer token or with a cookie session.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import type { Clock } from '../../src/engine/clock.js';
 import { PasswordHasher } from '../../src/services/accounts/passwords.js';
 import type { AuthSettings } from '../../src/services/accounts/auth.js';
 import { createServices } from '../../src/services/index.js';
+import { SecretBox } from '../../src/services/secrets/secret-box.js';
 import { insertUser } from '../../src/store/sql/users.js';
 import { openTestDb, type Backend, type TestDb } from './db.js';
 import { quietLog } from './world.js';
@@ -41,6 +43,8 @@ export interface TestApi {
   clock: ManualClock;
   importDir: string;
   mediaDir: string;
+  /** The key the services seal secrets with (a deliverer or transport of the test opens them with it). */
+  secretBox: SecretBox;
   dispose(): Promise<void>;
 }
 
@@ -51,13 +55,16 @@ export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSetti
   const clock = new ManualClock();
   const importDir = mkdtempSync(join(tmpdir(), 'fleetcast-imports-'));
   const mediaDir = mkdtempSync(join(tmpdir(), 'fleetcast-media-'));
+  const secretBox = new SecretBox(randomBytes(32));
   const services = createServices(t.db, clock, {
+    secretBox,
     log: quietLog,
     importDir,
     importMaxBytes: opts.importMaxBytes,
     // Tests serve media from 127.0.0.1.
     mediaDir,
     mediaAllowPrivateAddresses: true,
+    webhookAllowPrivateAddresses: true,
     owner: `test-${process.pid}`,
     transports: opts.transports ?? ['simulator'],
     passwords: cheapPasswords,
@@ -71,6 +78,7 @@ export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSetti
     clock,
     importDir,
     mediaDir,
+    secretBox,
     dispose: async () => {
       await app.close();
       await services.imports.close();

@@ -105,7 +105,7 @@ async function waitAllSent(run: Run, sender: Fleetcast, earlier: Fleetcast[]): P
 }
 
 async function health(p: Fleetcast): Promise<{ status: string; store: string; devices: number }> {
-  const res = await fetch(`${await p.ready()}/healthz`);
+  const res = await fetch(`${await p.ready()}/readyz`);
   assert.equal(res.status, 200);
   return (await res.json()) as { status: string; store: string; devices: number };
 }

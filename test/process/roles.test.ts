@@ -56,7 +56,7 @@ describe('an API process and two workers on one PostgreSQL database', { skip }, 
       const w2 = startFleetcast(['serve'], { ...env, FLEETCAST_ROLE: 'worker' });
       const [a1, a2] = await Promise.all([w1.ready(60_000), w2.ready(60_000)]);
 
-      const health = async (address: string) => (await (await fetch(`${address}/healthz`)).json()) as { devices: number; messages: { sent: number } | null };
+      const health = async (address: string) => (await (await fetch(`${address}/readyz`)).json()) as { devices: number; messages: { sent: number } | null };
       // The API answers the API; a worker only its health routes.
       assert.equal((await fetch(`${apiAddress}/api/v1/me`)).status, 401);
       assert.equal((await fetch(`${a1}/api/v1/me`)).status, 404);

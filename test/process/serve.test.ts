@@ -16,7 +16,7 @@ after(killAll);
 const quiet = { HOST: '127.0.0.1', FLEETCAST_LOG_LEVEL: 'warn' };
 
 describe('fleetcast serve on PGlite', () => {
-  it('listens on PORT, answers /healthz, keeps a second process out of its data directory, exits 0 on SIGTERM', async () => {
+  it('listens on PORT, answers /healthz and /readyz, keeps a second process out of its data directory, exits 0 on SIGTERM', async () => {
     const dir = tempDir('serve');
     try {
       const port = await freePort();
@@ -26,7 +26,10 @@ describe('fleetcast serve on PGlite', () => {
       const address = await server.ready(60_000);
       assert.equal(address, `http://127.0.0.1:${port}`);
 
-      const res = await fetch(`${address}/healthz`);
+      const alive = await fetch(`${address}/healthz`);
+      assert.equal(alive.status, 200);
+      assert.deepEqual(await alive.json(), { status: 'ok' });
+      const res = await fetch(`${address}/readyz`);
       assert.equal(res.status, 200);
       const body = (await res.json()) as { status: string; store: string; devices: number };
       assert.equal(body.status, 'ok');
@@ -88,11 +91,11 @@ describe('fleetcast serve on PGlite', () => {
 // PGlite's health check is part of the first test above.
 for (const backend of backends.filter((b) => b === 'postgres')) {
   describe(`fleetcast serve on ${backend}`, () => {
-    it('answers /healthz with the store kind', async () => {
+    it('answers /readyz with the store kind', async () => {
       const d = await deployment(backend);
       try {
         const server = startFleetcast(['serve'], { ...quiet, PORT: '0', ...d.env });
-        const res = await fetch(`${await server.ready()}/healthz`);
+        const res = await fetch(`${await server.ready()}/readyz`);
         assert.equal(res.status, 200);
         const body = (await res.json()) as { status: string; store: string };
         assert.equal(body.status, 'ok');

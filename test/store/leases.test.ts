@@ -372,6 +372,7 @@ function suite(backend: Backend): void {
             campaign_id: f.campaign,
             enrollment_id: null,
             step: null,
+            not_before: at(0),
           },
           {
             id: enrolled,
@@ -386,6 +387,7 @@ function suite(backend: Backend): void {
             campaign_id: null,
             enrollment_id: 77,
             step: 1,
+            not_before: at(5 * S),
           },
         ] satisfies ClaimedMessage[]);
         assert.deepEqual((await claim(T + 20 * S)).map((m) => m.id), [second]);

@@ -16,6 +16,7 @@ const LATER = new Date('2026-03-07T08:30:00Z');
 
 const ENGINE_TABLES = [
   'api_tokens',
+  'audit_log',
   'campaign_chunks',
   'campaign_devices',
   'campaigns',
@@ -42,6 +43,9 @@ const ENGINE_TABLES = [
   'transport_auth',
   'users',
   'wa_numbers',
+  'webhook_attempts',
+  'webhook_deliveries',
+  'webhook_subscriptions',
 ];
 
 /** Every released version; the test migrations below come after the last of them. */

@@ -19,6 +19,7 @@ import { insertDevices } from '../../store/sql/devices.js';
 import { generateLeads } from '../../store/sql/leads.js';
 import { countByStatus } from '../../store/sql/messages.js';
 import { insertUser } from '../../store/sql/users.js';
+import { insertSubscription } from '../../store/sql/webhooks.js';
 import { SimulatorTransport } from '../../transports/simulator.js';
 import { runBenchChild, rssSampler } from './report.js';
 import { disposeScratch, newScratchLocation, openScratch, type ScratchLocation } from '../../store/scratch.js';
@@ -33,6 +34,8 @@ export interface DispatchBenchOptions {
   profile?: boolean;
   /** Dispatching processes sharing the devices (PostgreSQL only): each serves its fair share. */
   processes?: number;
+  /** Give every user a webhook subscription to these events (queued, never delivered here). */
+  webhookEvents?: string[];
 }
 
 const DEVICES_PER_USER = 15;
@@ -75,6 +78,9 @@ async function buildOutbox(loc: ScratchLocation, o: DispatchBenchOptions, clock:
       await generateLeads(db, userId, deviceIds, share, `+1${String(200 + (u % 700)).padStart(3, '0')}`, made, now);
       made += share;
       campaignIds.push(await insertCampaign(db, userId, { name: 'bench', body: 'Hello from the benchmark', startsAt: now, status: 'draft' }, now));
+      if (o.webhookEvents?.length) {
+        await insertSubscription(db, userId, { url: 'http://127.0.0.1:9/bench', events: o.webhookEvents, description: 'bench', active: true, secret: 'plain:bench', createdBy: userId }, now);
+      }
     }
     const matStart = clock.now();
     let queued = 0;
@@ -184,6 +190,7 @@ export async function dispatchWorker(spec: string): Promise<number> {
   await dispatcher.stop();
   sim.close();
   const counts = await countByStatus(db);
+  const webhooks = (await db.query<{ n: number }>('select count(*)::int as n from webhook_deliveries')).rows[0]!.n;
   await db.close();
   const verified = !failure && counts.sent === expected && (shared || sim.counts.sent === expected);
   const result = {
@@ -198,6 +205,7 @@ export async function dispatchWorker(spec: string): Promise<number> {
     claimStatements: dispatcher.stats.claimStatements,
     verified,
     statuses: counts,
+    webhookDeliveriesQueued: webhooks,
     ...(failure ? { error: String(failure) } : {}),
     ...(profiler ? { statements: profiler.report() } : {}),
   };

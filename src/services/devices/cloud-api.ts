@@ -123,7 +123,7 @@ export class CloudApiService {
         else if (s.status === 'failed') {
           const code = s.errorCode;
           out.failed += await failSentMessage(this.db, n.device_id, messageId, code === null ? 'CLOUD_API_FAILED' : `CLOUD_API_${code}`, s.errorText ?? 'WhatsApp could not deliver the message', new Date(at));
-          if (code !== null && PAUSING_CODES.has(code)) await pauseDevice(this.db, n.device_id, new Date(this.clock.now() + 24 * 3_600_000), `Cloud API error ${code}`);
+          if (code !== null && PAUSING_CODES.has(code)) await pauseDevice(this.db, n.device_id, new Date(this.clock.now() + 24 * 3_600_000), `Cloud API error ${code}`, new Date(this.clock.now()));
         }
       }
       for (const m of c.messages) {

@@ -84,6 +84,28 @@ export function isInternalAddress(address: string): boolean {
   return internal.check(address, 'ipv6');
 }
 
+/**
+ * A DNS lookup for http(s).request that refuses (error code EADDRFORBIDDEN, `onRefused` told the
+ * address) a host name resolving to any internal address, unless `allowPrivate`. It runs for the
+ * connection itself, so a DNS answer that changes after an earlier check gains nothing.
+ */
+export function guardedLookup(allowPrivate: boolean, onRefused: (address: string) => void = () => undefined): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err, '', 4);
+      const bad = allowPrivate ? undefined : addresses.find((a) => isInternalAddress(a.address));
+      if (bad) {
+        onRefused(bad.address);
+        const e: NodeJS.ErrnoException = new Error(`${hostname} resolves to an internal address`);
+        e.code = 'EADDRFORBIDDEN';
+        return callback(e, '', 4);
+      }
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      return callback(null, addresses[0]!.address, addresses[0]!.family);
+    });
+  };
+}
+
 export interface FetchOptions {
   /** The most bytes accepted: a larger Content-Length is refused before reading. */
   maxBytes: number;
@@ -168,20 +190,9 @@ export function openUrl(url: string, o: FetchOptions): Promise<FetchedBody> {
       }
       let refused: string | null = null;
       // Used for host names; an IP literal is connected to directly (and checked above).
-      const lookup: LookupFunction = (hostname, options, callback) => {
-        dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-          if (err) return callback(err, '', 4);
-          const bad = o.allowPrivateAddresses ? undefined : addresses.find((a) => isInternalAddress(a.address));
-          if (bad) {
-            refused = bad.address;
-            const e: NodeJS.ErrnoException = new Error(`${hostname} resolves to an internal address`);
-            e.code = 'EADDRFORBIDDEN';
-            return callback(e, '', 4);
-          }
-          if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-          return callback(null, addresses[0]!.address, addresses[0]!.family);
-        });
-      };
+      const lookup = guardedLookup(o.allowPrivateAddresses, (address) => {
+        refused = address;
+      });
       const client = u.protocol === 'https:' ? https : http;
       const req = client.request(u, {
         method: 'GET',

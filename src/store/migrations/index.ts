@@ -2,6 +2,7 @@ import { sql as engine } from './001_engine.js';
 import { sql as accountsLeads } from './002_accounts_leads.js';
 import { sql as campaigns } from './003_campaigns.js';
 import { sql as sequences } from './004_sequences.js';
+import { sql as operations } from './005_operations.js';
 import { sql as transports } from './006_transports.js';
 import { sql as engineProcesses } from './008_engine_processes.js';
 
@@ -17,6 +18,7 @@ export const migrations: readonly Migration[] = [
   { version: 2, name: 'accounts_leads', sql: accountsLeads },
   { version: 3, name: 'campaigns', sql: campaigns },
   { version: 4, name: 'sequences', sql: sequences },
+  { version: 5, name: 'operations', sql: operations },
   { version: 6, name: 'transports', sql: transports },
   { version: 8, name: 'engine_processes', sql: engineProcesses },
 ];

@@ -1,5 +1,6 @@
 /** Campaign statements the engine runs: start when due, materialise the outbox, complete. */
 import type { Queryable } from '../db.js';
+import { queueDeliveries } from './webhooks.js';
 
 export interface Audience {
   niches?: string[];
@@ -133,13 +134,24 @@ export async function finishChunk(db: Queryable, campaignId: number, lo: number)
  * remain or it is not materialising.
  */
 export async function completeMaterialisation(db: Queryable, id: number, now: Date): Promise<{ mode: 'owned' | 'pool'; audience: number } | null> {
+  // campaign.started is announced once the audience is known, with the change that records it.
   const res = await db.query<{ mode: 'owned' | 'pool'; audience: number }>(
-    `update campaigns c set materialised_at = $2,
-            audience_size = (select count(*) from messages m where m.campaign_id = c.id)
-                          + (select count(*) from pool_queue q where q.campaign_id = c.id)
-      where c.id = $1 and c.materialised_at is null and c.audience_until is not null and c.status in ('running', 'paused')
-        and not exists (select 1 from campaign_chunks k where k.campaign_id = c.id)
-      returning c.mode, c.audience_size as audience`,
+    `with w as (
+       update campaigns c set materialised_at = $2,
+              audience_size = (select count(*) from messages m where m.campaign_id = c.id)
+                            + (select count(*) from pool_queue q where q.campaign_id = c.id)
+        where c.id = $1 and c.materialised_at is null and c.audience_until is not null and c.status in ('running', 'paused')
+          and not exists (select 1 from campaign_chunks k where k.campaign_id = c.id)
+        returning c.id, c.user_id, c.name, c.mode, c.status, c.audience_size, c.started_at),
+     ${queueDeliveries('q', {
+       from: 'w',
+       userId: 'e.user_id',
+       type: `'campaign.started'`,
+       data: `jsonb_build_object('campaign_id', e.id, 'name', e.name, 'mode', e.mode, 'status', e.status, 'messages', e.audience_size, 'started_at', e.started_at)`,
+       at: '$2::timestamptz',
+       now: '$2::timestamptz',
+     })}
+     select mode, audience_size as audience from w`,
     [id, now],
   );
   return res.rows[0] ?? null;
@@ -228,15 +240,29 @@ export async function insertPoolChunk(db: Queryable, c: MaterialisingCampaign, l
 export async function completeFinishedCampaigns(db: Queryable, ids: readonly number[], now: Date): Promise<number[]> {
   if (ids.length === 0) return [];
   const res = await db.query<{ id: number }>(
-    `update campaigns c set status = 'completed', completed_at = $2, updated_at = $2
-      where c.id = any($1::bigint[]) and c.status = 'running'
-        and not (c.audience_until is not null and c.materialised_at is null)
-        and not exists (
-          select 1 from messages m where m.campaign_id = c.id and m.status in ('pending', 'held') and m.campaign_id is not null)
-        and not exists (
-          select 1 from messages m where m.status = 'sending' and m.campaign_id = c.id)
-        and not exists (select 1 from pool_queue q where q.campaign_id = c.id)
-      returning c.id`,
+    `with w as (
+       update campaigns c set status = 'completed', completed_at = $2, updated_at = $2
+        where c.id = any($1::bigint[]) and c.status = 'running'
+          and not (c.audience_until is not null and c.materialised_at is null)
+          and not exists (
+            select 1 from messages m where m.campaign_id = c.id and m.status in ('pending', 'held') and m.campaign_id is not null)
+          and not exists (
+            select 1 from messages m where m.status = 'sending' and m.campaign_id = c.id)
+          and not exists (select 1 from pool_queue q where q.campaign_id = c.id)
+        returning c.id, c.user_id, c.name, c.mode, c.audience_size, c.started_at, c.completed_at),
+     ${queueDeliveries('q', {
+       from: 'w',
+       userId: 'e.user_id',
+       type: `'campaign.completed'`,
+       // The figures come from the outbox rows, read only when someone subscribed.
+       data: `jsonb_build_object('campaign_id', e.id, 'name', e.name, 'mode', e.mode, 'messages', e.audience_size,
+                'started_at', e.started_at, 'completed_at', e.completed_at,
+                'counts', (select coalesce(jsonb_object_agg(k.status, k.n), '{}'::jsonb)
+                             from (select status, count(*) as n from messages where campaign_id = e.id group by status) k))`,
+       at: '$2::timestamptz',
+       now: '$2::timestamptz',
+     })}
+     select id from w`,
     [ids, now],
   );
   return res.rows.map((r) => r.id);

@@ -1,5 +1,6 @@
 /** Device rows as the engine needs them. */
 import type { Queryable } from '../db.js';
+import { queueDeliveries } from './webhooks.js';
 
 export interface EngineDevice {
   id: number;
@@ -31,22 +32,53 @@ export interface DeviceStatusChange {
   at: number;
 }
 
-/** Connection status of many devices in one statement (a fleet reconnecting is thousands at once). */
+/** The webhook event a device status change announces; `o` is the row before, `e` the change. */
+const DEVICE_STATUS_EVENT = `(case when e.status = e.old_status then null
+       when e.status = 'online' then 'device.connected'
+       when e.status = 'logged_out' then 'device.logged_out'
+       when e.status in ('offline', 'replaced') and e.old_status in ('online', 'connecting') then 'device.disconnected' end)`;
+
+const DEVICE_EVENT_DATA = `jsonb_build_object('device_id', e.id, 'phone', e.phone, 'status', e.status, 'previous_status', e.old_status)`;
+
+/**
+ * Connection status of many devices in one statement (a fleet reconnecting is thousands at once).
+ * A real change queues its webhook event (device.connected, .disconnected, .logged_out) in the
+ * same statement; `o`, a second reference to the table, reads each row as it was before.
+ */
 export async function setDeviceStatuses(db: Queryable, changes: readonly DeviceStatusChange[]): Promise<void> {
   if (changes.length === 0) return;
   await db.query(
-    `update devices d set status = u.status,
-            last_seen_at = case when u.status = 'online' then u.at else d.last_seen_at end
-       from unnest($1::bigint[], $2::text[], $3::timestamptz[]) as u(id, status, at)
-      where d.id = u.id`,
-    [changes.map((c) => c.id), changes.map((c) => c.status), changes.map((c) => new Date(c.at))],
+    `with w as (
+       update devices d set status = u.status,
+              last_seen_at = case when u.status = 'online' then u.at else d.last_seen_at end
+         from unnest($1::bigint[], $2::text[], $3::timestamptz[]) as u(id, status, at)
+         join devices o on o.id = u.id
+        where d.id = u.id
+       returning d.id, d.user_id, d.phone, d.status, o.status as old_status, u.at),
+     ${queueDeliveries('q', { from: 'w', userId: 'e.user_id', type: DEVICE_STATUS_EVENT, data: DEVICE_EVENT_DATA, at: 'e.at', now: '$4::timestamptz' })}
+     select 1`,
+    [changes.map((c) => c.id), changes.map((c) => c.status), changes.map((c) => new Date(c.at)), new Date(Math.max(...changes.map((c) => c.at)))],
   );
 }
 
-export async function pauseDevice(db: Queryable, id: number, until: Date, reason: string): Promise<void> {
+/** WhatsApp restricted the device until `until`; queues device.restricted with the change. */
+const RESTRICTED = queueDeliveries('q', {
+  from: 'w',
+  userId: 'e.user_id',
+  type: `'device.restricted'`,
+  data: `jsonb_build_object('device_id', e.id, 'phone', e.phone, 'until', e.paused_until, 'reason', e.pause_reason)`,
+  at: '$4::timestamptz',
+  now: '$4::timestamptz',
+});
+
+export async function pauseDevice(db: Queryable, id: number, until: Date, reason: string, now: Date): Promise<void> {
   await db.query(
-    `update devices set paused_until = greatest(coalesce(paused_until, $2), $2), pause_reason = $3 where id = $1`,
-    [id, until, reason],
+    `with w as (
+       update devices set paused_until = greatest(coalesce(paused_until, $2), $2), pause_reason = $3 where id = $1
+       returning id, user_id, phone, paused_until, pause_reason),
+     ${RESTRICTED}
+     select 1`,
+    [id, until, reason, now],
   );
 }
 
@@ -217,4 +249,14 @@ export async function deviceStats(db: Queryable, id: number, timeZone: string, n
   );
   const r = res.rows[0]!;
   return { leads: r.leads, pending: r.pending, sent_today: r.sent_today, failed_today: r.failed_today, last_sent_at: r.last_sent_at?.toISOString() ?? null };
+}
+
+/** Devices (not deleted) by connection status, and how many are paused at `now` (metrics). */
+export async function devicesByStatus(db: Queryable, now: Date): Promise<{ byStatus: Record<string, number>; paused: number }> {
+  const res = await db.query<{ status: string; n: number; paused: number }>(
+    `select status, count(*)::int as n, (count(*) filter (where paused_until > $1))::int as paused
+       from devices where deleted_at is null group by status`,
+    [now],
+  );
+  return { byStatus: Object.fromEntries(res.rows.map((r) => [r.status, r.n])), paused: res.rows.reduce((a, r) => a + r.paused, 0) };
 }

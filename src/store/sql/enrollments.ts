@@ -14,6 +14,7 @@
  * which PostgreSQL re-checks against the row's latest version.
  */
 import type { Queryable } from '../db.js';
+import { queueDeliveries } from './webhooks.js';
 import { parseTemplate } from '../../engine/content/template.js';
 import { templateExpression } from './template-expression.js';
 import { dueFrom, plannedFrom, rhythmBase, stepTimes } from './step-times.js';
@@ -397,6 +398,17 @@ export interface Advanced {
  * Other enrollments that are not active, and those whose message is still waiting or in flight,
  * are left alone.
  */
+const SEQUENCE_COMPLETED = queueDeliveries('q', {
+  from: 'w',
+  userId: 'e.user_id',
+  type: `(case when e.action = 'complete' then 'sequence.completed' end)`,
+  data: `jsonb_build_object('sequence_id', e.sequence_id, 'enrollment_id', e.id, 'lead_id', e.lead_id, 'steps', e.current_step,
+           'enrolled_at', e.enrolled_at, 'completed_at', e.completed_at,
+           'next_sequence_id', (select sq.next_sequence_id from sequences sq where sq.id = e.sequence_id))`,
+  at: '$2::timestamptz',
+  now: '$2::timestamptz',
+});
+
 export async function advanceEnrollments(db: Queryable, enrollmentIds: readonly number[], now: Date): Promise<Advanced> {
   const empty: Advanced = { next: 0, completed: [], exited: 0, rewritten: 0, firstDue: null };
   if (enrollmentIds.length === 0) return empty;
@@ -426,7 +438,8 @@ export async function advanceEnrollments(db: Queryable, enrollmentIds: readonly 
           and (e.status = 'active' or (e.status = 'paused' and m.status = 'cancelled'))),
      p as materialized (
        select k.*, ${plannedFrom('k.base', step)} as planned
-         from (select distinct base, delay_days, delay_minutes, send_minute, time_zone from d where action = 'next') as k)
+         from (select distinct base, delay_days, delay_minutes, send_minute, time_zone from d where action = 'next') as k),
+     w as (
      update enrollments e set
         status = case when d.action = 'complete' then 'completed' when d.action like 'exit:%' then 'exited' else e.status end,
         exit_reason = case when d.action like 'exit:%' then substr(d.action, 6) else e.exit_reason end,
@@ -441,7 +454,9 @@ export async function advanceEnrollments(db: Queryable, enrollmentIds: readonly 
        left join p on d.action = 'next' and p.base = d.base and p.delay_days = d.delay_days and p.delay_minutes = d.delay_minutes
                   and p.send_minute is not distinct from d.send_minute and p.time_zone = d.time_zone
       where e.id = d.id and e.status = d.status and e.message_id = d.message_id
-     returning e.id, d.action, e.next_due_at`,
+     returning e.id, e.user_id, e.sequence_id, e.lead_id, e.current_step, e.enrolled_at, e.completed_at, d.action, e.next_due_at),
+     ${SEQUENCE_COMPLETED}
+     select id, action, next_due_at from w`,
     [enrollmentIds, now],
   );
   const out: Advanced = { ...empty, completed: [] };

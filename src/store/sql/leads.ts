@@ -1,5 +1,6 @@
 /** Lead statements the engine needs. */
 import type { Queryable } from '../db.js';
+import { queueDeliveries } from './webhooks.js';
 
 /** The owner's leads with this phone (at most one: phones are unique per owner), by the device written to. */
 export async function leadsByDevicePhone(db: Queryable, deviceId: number, phone: string): Promise<number[]> {
@@ -10,24 +11,58 @@ export async function leadsByDevicePhone(db: Queryable, deviceId: number, phone:
   return res.rows.map((r) => r.id);
 }
 
-/** Opts leads out (the first opt-out time stays). The caller cancels what waits for them. */
-export async function markOptedOut(db: Queryable, leadIds: readonly number[], at: Date): Promise<number> {
-  const res = await db.query(
-    `update leads set opted_out_at = $2, updated_at = $2 where id = any($1::bigint[]) and opted_out_at is null`,
-    [leadIds, at],
+const OPTED_OUT = queueDeliveries('q', {
+  from: 'w',
+  userId: 'e.user_id',
+  type: `'lead.opted_out'`,
+  data: `jsonb_build_object('lead_id', e.id, 'phone', e.phone, 'device_id', $3::bigint, 'opted_out_at', e.opted_out_at, 'source', 'reply')`,
+  at: '$2::timestamptz',
+  now: '$2::timestamptz',
+});
+
+/**
+ * Opts leads out by their own reply on `deviceId` (the first opt-out time stays), queuing
+ * lead.opted_out with it. The caller cancels what waits for them.
+ */
+export async function markOptedOut(db: Queryable, leadIds: readonly number[], at: Date, deviceId: number | null = null): Promise<number> {
+  const res = await db.query<{ n: number }>(
+    `with w as (
+       update leads set opted_out_at = $2, updated_at = $2 where id = any($1::bigint[]) and opted_out_at is null
+       returning id, user_id, phone, opted_out_at),
+     ${OPTED_OUT}
+     select count(*)::int as n from w`,
+    [leadIds, at, deviceId],
   );
-  return res.rowCount;
+  return res.rows[0]!.n;
 }
 
-/** A recipient wrote to one of the owner's devices: remember when, on that owner's lead. */
+const REPLIED = queueDeliveries('q', {
+  from: 'w',
+  userId: 'e.user_id',
+  type: `'lead.replied'`,
+  // The reply's text is the recipient's message: never in an event.
+  data: `jsonb_build_object('lead_id', e.id, 'phone', e.phone, 'device_id', $1::bigint, 'replied_at', e.last_reply_at,
+           'opted_out', e.opted_out_at is not null)`,
+  at: '$3::timestamptz',
+  now: '$3::timestamptz',
+});
+
+/**
+ * A recipient wrote to one of the owner's devices: remember when, on that owner's lead, and queue
+ * lead.replied.
+ */
 export async function recordReply(db: Queryable, deviceId: number, phone: string, at: Date): Promise<number> {
-  const res = await db.query(
-    `update leads l set last_reply_at = $3, updated_at = $3
-       from devices d
-      where d.id = $1 and l.user_id = d.user_id and l.phone = $2`,
+  const res = await db.query<{ n: number }>(
+    `with w as (
+       update leads l set last_reply_at = $3, updated_at = $3
+         from devices d
+        where d.id = $1 and l.user_id = d.user_id and l.phone = $2
+       returning l.id, l.user_id, l.phone, l.last_reply_at, l.opted_out_at),
+     ${REPLIED}
+     select count(*)::int as n from w`,
     [deviceId, phone, at],
   );
-  return res.rowCount;
+  return res.rows[0]!.n;
 }
 
 export interface NewLead {

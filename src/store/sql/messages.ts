@@ -3,6 +3,7 @@
  * Hot statements take whole batches as arrays (`unnest`), never one round trip per message.
  */
 import type { Queryable } from '../db.js';
+import { MESSAGE_EVENT_COLUMNS, MESSAGE_EVENT_DATA, MESSAGE_OUTCOME_TYPE, messageEventRows, queueDeliveries } from './webhooks.js';
 
 export type MessageStatus = 'pending' | 'held' | 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'cancelled' | 'skipped' | 'unknown';
 
@@ -21,6 +22,8 @@ export interface ClaimedMessage {
   campaign_id: number | null;
   enrollment_id: number | null;
   step: number | null;
+  /** When it fell due: the start of its dispatch latency. */
+  not_before: Date;
 }
 
 /**
@@ -48,7 +51,7 @@ export async function claimDueHeads(db: Queryable, owner: string, deviceIds: rea
              for update skip locked
           ) as h
       ))
-      returning id, user_id, device_id, lead_id, phone, body, media, window_id, attempts, campaign_id, enrollment_id, step`,
+      returning id, user_id, device_id, lead_id, phone, body, media, window_id, attempts, campaign_id, enrollment_id, step, not_before`,
     [deviceIds, owner, now],
   );
   return res.rows;
@@ -135,6 +138,8 @@ export interface Outcome {
   retryAt: number | null;
   errorCode: string | null;
   error: string | null;
+  /** When the message fell due (its not_before), for the dispatch latency metric. */
+  dueAt?: number;
 }
 
 /**
@@ -154,27 +159,46 @@ export async function recordOutcomes(db: Queryable, outcomes: readonly Outcome[]
  */
 async function recordSent(db: Queryable, sent: readonly Outcome[]): Promise<number> {
   if (sent.length === 0) return 0;
-  const res = await db.query(
-    `update messages m set
-        status = 'sent',
-        attempts = m.attempts + 1,
-        last_attempt_at = u.attempt_at,
-        transport_id = u.transport_id,
-        sent_at = u.at,
-        finished_at = u.at,
-        error_code = null,
-        error = null
-       from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[]) as u(id, attempt_at, at, transport_id)
-      where m.id = u.id and m.status = 'sending'`,
-    [sent.map((o) => o.id), sent.map((o) => new Date(o.attemptAt)), sent.map((o) => new Date(o.at)), sent.map((o) => o.transportId)],
+  // The webhook CTE is in the same statement, so a send is never recorded without its event.
+  const res = await db.query<{ n: number }>(
+    `with w as (
+       update messages m set
+          status = 'sent',
+          attempts = m.attempts + 1,
+          last_attempt_at = u.attempt_at,
+          transport_id = u.transport_id,
+          sent_at = u.at,
+          finished_at = u.at,
+          error_code = null,
+          error = null
+         from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[]) as u(id, attempt_at, at, transport_id)
+        where m.id = u.id and m.status = 'sending'
+       returning m.id, u.attempt_at, u.at, u.transport_id),
+     ${queueDeliveries('q', {
+       from: messageEventRows('w', { status: `'sent'`, attempts: 'm.attempts + 1', transport_id: 'w.transport_id', error_code: 'null::text', error: 'null::text', sent_at: 'w.at', finished_at: 'w.at' }),
+       userId: 'e.user_id',
+       type: `'message.sent'`,
+       data: MESSAGE_EVENT_DATA,
+       at: 'e.sent_at',
+       now: '$5::timestamptz',
+     })}
+     select count(*)::int as n from w`,
+    [
+      sent.map((o) => o.id),
+      sent.map((o) => new Date(o.attemptAt)),
+      sent.map((o) => new Date(o.at)),
+      sent.map((o) => o.transportId),
+      new Date(Math.max(...sent.map((o) => o.at))),
+    ],
   );
-  return res.rowCount;
+  return res.rows[0]!.n;
 }
 
 async function recordOther(db: Queryable, outcomes: readonly Outcome[]): Promise<number> {
   if (outcomes.length === 0) return 0;
-  const res = await db.query(
-    `update messages m set
+  const res = await db.query<{ n: number }>(
+    `with w as (
+     update messages m set
         status = ${NEW_STATUS},
         attempts = m.attempts + case when u.attempted then 1 else 0 end,
         last_attempt_at = case when u.attempted then u.attempt_at else m.last_attempt_at end,
@@ -186,7 +210,10 @@ async function recordOther(db: Queryable, outcomes: readonly Outcome[]): Promise
         error = u.error
        from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::boolean[])
          as u(id, status, attempt_at, at, transport_id, retry_at, error_code, error, attempted)
-      where m.id = u.id and m.status = 'sending'`,
+      where m.id = u.id and m.status = 'sending'
+     returning ${MESSAGE_EVENT_COLUMNS}),
+     ${queueDeliveries('q', { from: 'w', userId: 'e.user_id', type: MESSAGE_OUTCOME_TYPE, data: MESSAGE_EVENT_DATA, at: 'e.finished_at', now: '$10::timestamptz' })}
+     select count(*)::int as n from w`,
     [
       outcomes.map((o) => o.id),
       outcomes.map((o) => o.status),
@@ -197,9 +224,10 @@ async function recordOther(db: Queryable, outcomes: readonly Outcome[]): Promise
       outcomes.map((o) => o.errorCode),
       outcomes.map((o) => o.error),
       outcomes.map((o) => o.attempted),
+      new Date(Math.max(...outcomes.map((o) => o.at))),
     ],
   );
-  return res.rowCount;
+  return res.rows[0]!.n;
 }
 
 export interface Receipt {
@@ -209,19 +237,45 @@ export interface Receipt {
   at: number;
 }
 
-/** Delivered and read receipts; a status never moves backwards (read stays read). */
+/**
+ * Delivered and read receipts; a status never moves backwards (read stays read). Only receipts
+ * that tell something new change a row (a repeated one changes nothing), and each of those queues
+ * its message.delivered or message.read event in the same statement. Returns the rows changed.
+ */
 export async function recordReceipts(db: Queryable, receipts: readonly Receipt[]): Promise<number> {
   if (receipts.length === 0) return 0;
-  const res = await db.query(
-    `update messages m set
-        status = case when u.status = 'read' or m.status = 'read' then 'read' else 'delivered' end,
-        delivered_at = coalesce(m.delivered_at, u.at),
-        read_at = case when u.status = 'read' then coalesce(m.read_at, u.at) else m.read_at end
-       from unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[]) as u(id, device_id, status, at)
-      where m.id = u.id and m.device_id = u.device_id and m.status in ('sent', 'delivered', 'read')`,
-    [receipts.map((r) => r.id), receipts.map((r) => r.deviceId), receipts.map((r) => r.status), receipts.map((r) => new Date(r.at))],
+  const res = await db.query<{ n: number }>(
+    `with w as (
+       update messages m set
+          status = case when u.status = 'read' or m.status = 'read' then 'read' else 'delivered' end,
+          delivered_at = coalesce(m.delivered_at, u.at),
+          read_at = case when u.status = 'read' then coalesce(m.read_at, u.at) else m.read_at end
+         from unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[]) as u(id, device_id, status, at)
+        where m.id = u.id and m.device_id = u.device_id and m.status in ('sent', 'delivered', 'read')
+          and (m.delivered_at is null or (u.status = 'read' and m.read_at is null))
+       returning m.id, u.status as receipt, u.at as receipt_at),
+     ${queueDeliveries('q', {
+       from: `(select r.*, w.receipt, w.receipt_at from ${messageEventRows('w', {
+         status: `case when w.receipt = 'read' or m.status = 'read' then 'read' else 'delivered' end`,
+         delivered_at: 'coalesce(m.delivered_at, w.receipt_at)',
+         read_at: `case when w.receipt = 'read' then coalesce(m.read_at, w.receipt_at) else m.read_at end`,
+       })} r join w on w.id = r.id)`,
+       userId: 'e.user_id',
+       type: `'message.' || e.receipt`,
+       data: MESSAGE_EVENT_DATA,
+       at: 'e.receipt_at',
+       now: '$5::timestamptz',
+     })}
+     select count(*)::int as n from w`,
+    [
+      receipts.map((r) => r.id),
+      receipts.map((r) => r.deviceId),
+      receipts.map((r) => r.status),
+      receipts.map((r) => new Date(r.at)),
+      new Date(Math.max(...receipts.map((r) => r.at))),
+    ],
   );
-  return res.rowCount;
+  return res.rows[0]!.n;
 }
 
 export interface InFlight {
@@ -255,7 +309,8 @@ export interface Settlement {
 export async function settleInFlight(db: Queryable, settlements: readonly Settlement[]): Promise<void> {
   if (settlements.length === 0) return;
   await db.query(
-    `update messages m set
+    `with w as (
+     update messages m set
         status = ${NEW_STATUS},
         attempts = case when u.status = 'sent' then m.attempts + 1 else m.attempts end,
         last_attempt_at = case when u.status = 'sent' then u.at else m.last_attempt_at end,
@@ -268,8 +323,16 @@ export async function settleInFlight(db: Queryable, settlements: readonly Settle
                      then 'the process sending this message stopped mid-send; it may or may not have been delivered'
                      else m.error end
        from unnest($1::bigint[], $2::text[], $3::timestamptz[]) as u(id, status, at)
-      where m.id = u.id and m.status = 'sending'`,
-    [settlements.map((s) => s.id), settlements.map((s) => s.status), settlements.map((s) => new Date(s.at))],
+      where m.id = u.id and m.status = 'sending'
+     returning ${MESSAGE_EVENT_COLUMNS}),
+     ${queueDeliveries('q', { from: 'w', userId: 'e.user_id', type: MESSAGE_OUTCOME_TYPE, data: MESSAGE_EVENT_DATA, at: 'e.finished_at', now: '$4::timestamptz' })}
+     select count(*)::int as n from w`,
+    [
+      settlements.map((s) => s.id),
+      settlements.map((s) => s.status),
+      settlements.map((s) => new Date(s.at)),
+      new Date(Math.max(...settlements.map((s) => s.at))),
+    ],
   );
 }
 
@@ -328,4 +391,18 @@ export async function deleteFinishedBefore(db: Queryable, before: Date, batch: n
 export async function countByStatus(db: Queryable): Promise<Record<string, number>> {
   const res = await db.query<{ status: string; n: number }>('select status, count(*)::int as n from messages group by status');
   return Object.fromEntries(res.rows.map((r) => [r.status, r.n]));
+}
+
+/**
+ * What waits in the outbox, by status (metrics). Each count walks a partial index of live rows
+ * only (messages_pending_idx, messages_lead_pending_idx, messages_sending_idx), never the finished
+ * history, which is most of the table.
+ */
+export async function outboxDepth(db: Queryable): Promise<Record<string, number>> {
+  const res = await db.query<{ pending: number; held: number; sending: number }>(
+    `select (select count(*)::int from messages where status = 'pending') as pending,
+            (select count(*)::int from messages where status = 'held') as held,
+            (select count(*)::int from messages where status = 'sending') as sending`,
+  );
+  return { ...res.rows[0]! };
 }

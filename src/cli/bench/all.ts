@@ -146,10 +146,20 @@ function runOne(args: string[]): Promise<Record<string, unknown>> {
   });
 }
 
+/** The range of 1-minute load averages the rows were measured at (2 cores busy = load 2). */
+function loadNote(rows: readonly Row[], m: MachineInfo): string {
+  const loads = rows.map((r) => r.result.loadAverage).filter((x): x is number => typeof x === 'number');
+  if (loads.length === 0) loads.push(m.loadAverage);
+  const lo = Math.min(...loads);
+  const hi = Math.max(...loads);
+  return `; 1-minute load average ${lo === hi ? lo : `${lo}-${hi}`} when the figures were taken`;
+}
+
 export function renderTable(rows: readonly Row[], m: MachineInfo, date: string, scale: number): string {
   const lines = [
     `Measured ${date} on ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, Node ${m.node}, ${m.platform}` +
       (scale === 1 ? '' : ` (scale ${scale}: sizes are ${scale} of those named)`) +
+      loadNote(rows, m) +
       '.',
     '',
     '| benchmark | result | peak RSS | target |',

@@ -8,6 +8,11 @@ export interface MachineInfo {
   cpu: string;
   node: string;
   platform: string;
+  /**
+   * The 1-minute load average when the figures were taken. Figures from a machine that was busy
+   * with other work are not comparable with quiet ones; this says which they are.
+   */
+  loadAverage: number;
 }
 
 export function machine(): MachineInfo {
@@ -17,6 +22,7 @@ export function machine(): MachineInfo {
     cpu: os.cpus()[0]?.model ?? 'unknown',
     node: process.version,
     platform: `${os.platform()} ${os.release()}`,
+    loadAverage: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
   };
 }
 

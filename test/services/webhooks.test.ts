@@ -357,6 +357,35 @@ for (const backend of backends) {
       assert.ok(!JSON.stringify(rows).includes('sounds good') && !JSON.stringify(rows).includes('step one'), 'no message or reply text');
     });
 
+    it('queues lead.opted_out when the API opts leads out, once per lead, one at a time or in bulk', async () => {
+      const w = await subscribe(['lead.opted_out']);
+      const ids: number[] = [];
+      for (const phone of ['+60123000101', '+60123000102', '+60123000103']) {
+        const res = await a.call('POST', '/api/v1/leads', { name: 'Opt', phone, niches: ['optout-hook'] });
+        assert.equal(res.statusCode, 201, res.body);
+        ids.push(json(res).id);
+      }
+      const events = async () =>
+        (await api.t.db.query<{ payload: Record<string, unknown> }>(`select payload from webhook_deliveries where subscription_id = $1 order by id`, [w.id])).rows.map((r) => r.payload);
+
+      assert.equal((await a.call('PATCH', `/api/v1/leads/${ids[0]}`, { opted_out: true })).statusCode, 200);
+      let got = await events();
+      assert.equal(got.length, 1);
+      assert.equal(got[0]!.lead_id, ids[0]);
+      assert.equal(got[0]!.phone, '+60123000101');
+      assert.equal(got[0]!.source, 'api');
+      // Opting out again changes nothing and queues nothing.
+      assert.equal((await a.call('PATCH', `/api/v1/leads/${ids[0]}`, { opted_out: true })).statusCode, 200);
+      assert.equal((await events()).length, 1);
+
+      // A bulk opt-out over all three queues one event for each of the two not yet opted out.
+      const bulk = await a.call('POST', '/api/v1/leads/bulk', { filter: { niches: ['optout-hook'] }, action: { op: 'opt_out' } });
+      assert.equal(json(bulk).affected, 3);
+      got = await events();
+      assert.deepEqual(got.map((p) => p.lead_id).sort(), [...ids].sort());
+      assert.ok(got.every((p) => p.source === 'api' && typeof p.opted_out_at === 'string'));
+    });
+
     it('lists deliveries newest first with filters and keyset pages', async () => {
       const w = await subscribe(['lead.replied']);
       const ids: number[] = [];

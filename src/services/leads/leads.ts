@@ -12,6 +12,7 @@ import {
   bulkUpdateLeads,
   cancelPendingForLeadFilter,
   cancelPendingForLeads,
+  queueOptOutsByUser,
   deleteLeads,
   getLead,
   listLeads,
@@ -260,6 +261,7 @@ export class LeadService {
           // What waits for it is cancelled and its sequences end, before the lead row itself.
           await cancelPendingForLeads(tx, [id], 'opted_out', now);
           await exitLeads(tx, [id], 'opted_out', now);
+          await queueOptOutsByUser(tx, `${where} and l.id = $${params.length + 1}`, [...params, id], now);
         }
         const row = await updateLead(tx, where, params, id, changes, now);
         if (!row) throw notFound('lead');
@@ -302,6 +304,7 @@ export class LeadService {
         // An opt-out takes effect at once: what waits for these leads is cancelled and their sequences end first.
         cancelled = await cancelPendingForLeadFilter(tx, where, params, 'opted_out', now);
         await exitLeadsWhere(tx, where, params, 'opted_out', now);
+        await queueOptOutsByUser(tx, where, params, now);
       }
       if (action.op === 'add_triggers' || action.op === 'set_triggers') {
         // Exactly the leads that gain a sequence's trigger enroll: those not carrying it yet.

@@ -36,6 +36,31 @@ export async function markOptedOut(db: Queryable, leadIds: readonly number[], at
   return res.rows[0]!.n;
 }
 
+/**
+ * Queues lead.opted_out for the leads the clause selects that are not opted out yet, as the API
+ * opts them out at `now` (one lead or a bulk selection). Run it in the opt-out's transaction,
+ * before the leads are written: afterwards they can no longer be told from those opted out before.
+ * With no subscription to the event the leads are never read (see queueDeliveries).
+ */
+export async function queueOptOutsByUser(db: Queryable, where: string, params: unknown[], now: Date): Promise<void> {
+  const p = [...params, now];
+  const at = `$${p.length}::timestamptz`;
+  const queue = queueDeliveries('q', {
+    from: 'w',
+    userId: 'e.user_id',
+    type: `'lead.opted_out'`,
+    data: `jsonb_build_object('lead_id', e.id, 'phone', e.phone, 'device_id', e.device_id, 'opted_out_at', ${at}, 'source', 'api')`,
+    at,
+    now: at,
+  });
+  await db.query(
+    `with w as (select l.id, l.user_id, l.phone, l.device_id from leads l where ${where} and l.opted_out_at is null),
+     ${queue}
+     select 1`,
+    p,
+  );
+}
+
 const REPLIED = queueDeliveries('q', {
   from: 'w',
   userId: 'e.user_id',

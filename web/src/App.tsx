@@ -1,0 +1,164 @@
+/** The shell: who is signed in, the navigation, and which page the path shows. */
+import { useCallback, useEffect, useState, type ReactNode } from 'react';
+import { api, onSessionEnded, setCsrfToken, type Me } from './api';
+import { startLive, stopLive, useLiveConnected } from './live';
+import { Link, match, navigate, usePath } from './router';
+import { SessionContext, type Session } from './session';
+import { Loading } from './ui';
+import { SignIn } from './pages/SignIn';
+import { Home } from './pages/Home';
+import { Devices } from './pages/Devices';
+import { Leads } from './pages/Leads';
+import { Campaigns } from './pages/Campaigns';
+import { CampaignEditor } from './pages/CampaignEditor';
+import { CampaignDetail } from './pages/CampaignDetail';
+import { Sequences } from './pages/Sequences';
+import { SequenceDetail } from './pages/SequenceDetail';
+import { Monitoring } from './pages/Monitoring';
+import { Settings } from './pages/Settings';
+
+const NAV: { href: string; label: string }[] = [
+  { href: '/', label: 'Home' },
+  { href: '/devices', label: 'Devices' },
+  { href: '/leads', label: 'Leads' },
+  { href: '/campaigns', label: 'Campaigns' },
+  { href: '/sequences', label: 'Sequences' },
+  { href: '/monitoring', label: 'Monitoring' },
+  { href: '/settings', label: 'Settings' },
+];
+
+function route(path: string): { title: string; page: ReactNode } {
+  let m: Record<string, string> | null;
+  if (path === '/' || path === '') return { title: 'Home', page: <Home /> };
+  if (path === '/devices') return { title: 'Devices', page: <Devices /> };
+  if (path === '/leads') return { title: 'Leads', page: <Leads /> };
+  if (path === '/campaigns') return { title: 'Campaigns', page: <Campaigns /> };
+  if (path === '/campaigns/new') return { title: 'New campaign', page: <CampaignEditor /> };
+  if ((m = match('/campaigns/:id/edit', path))) return { title: 'Edit campaign', page: <CampaignEditor key={m.id} id={Number(m.id)} /> };
+  if ((m = match('/campaigns/:id', path))) return { title: 'Campaign', page: <CampaignDetail key={m.id} id={Number(m.id)} /> };
+  if (path === '/sequences') return { title: 'Sequences', page: <Sequences /> };
+  if ((m = match('/sequences/:id', path))) return { title: 'Sequence', page: <SequenceDetail key={m.id} id={Number(m.id)} /> };
+  if (path === '/monitoring') return { title: 'Monitoring', page: <Monitoring /> };
+  if (path === '/settings') return { title: 'Settings', page: <Settings /> };
+  return {
+    title: 'Not found',
+    page: (
+      <section>
+        <h1>Page not found</h1>
+        <p>
+          There is no page at <code>{path}</code>. <Link href="/">Go home</Link>.
+        </p>
+      </section>
+    ),
+  };
+}
+
+function active(href: string, path: string): boolean {
+  return href === '/' ? path === '/' : path === href || path.startsWith(`${href}/`);
+}
+
+function Shell({ session }: { session: Session }) {
+  const path = usePath();
+  const live = useLiveConnected();
+  const [menuOpen, setMenuOpen] = useState(false);
+  const { title, page } = route(path);
+  useEffect(() => {
+    document.title = `${title} · Fleetcast`;
+    setMenuOpen(false);
+    // Move focus to the new page's content, as a page load would, so keyboard users start there.
+    document.getElementById('main')?.focus({ preventScroll: true });
+  }, [path, title]);
+  return (
+    <div className="shell">
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <Link href="/" className="brand">
+          <span className="logo" aria-hidden="true">
+            F
+          </span>
+          Fleetcast
+        </Link>
+        <button type="button" className="menu-toggle ghost" aria-expanded={menuOpen} aria-controls="nav" onClick={() => setMenuOpen((o) => !o)}>
+          Menu
+        </button>
+        <nav id="nav" aria-label="Main" className={menuOpen ? 'open' : ''}>
+          <ul>
+            {NAV.map((n) => (
+              <li key={n.href}>
+                <Link href={n.href} aria-current={active(n.href, path) ? 'page' : undefined}>
+                  {n.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div className="account">
+          <span className={`live-dot${live ? ' up' : ''}`} role="status" aria-label={live ? 'Live updates connected' : 'Live updates reconnecting'} title={live ? 'Live' : 'Reconnecting'} />
+          <span className="who" title={session.me.email}>
+            {session.me.name || session.me.email}
+          </span>
+          <button type="button" className="ghost" onClick={() => void session.signOut()}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {page}
+      </main>
+    </div>
+  );
+}
+
+export function App() {
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+
+  const refresh = useCallback(async () => {
+    try {
+      const m = await api<Me>('/me');
+      setCsrfToken(m.csrf_token);
+      setMe(m);
+    } catch {
+      setCsrfToken(null);
+      setMe(null);
+    }
+  }, []);
+
+  useEffect(() => {
+    onSessionEnded(() => {
+      setCsrfToken(null);
+      setMe(null);
+    });
+    void refresh();
+  }, [refresh]);
+
+  useEffect(() => {
+    if (me) startLive();
+    else stopLive();
+  }, [me]);
+
+  const signOut = useCallback(async () => {
+    try {
+      await api('/auth/logout', { method: 'POST' });
+    } finally {
+      setCsrfToken(null);
+      setMe(null);
+      navigate('/', { replace: true });
+    }
+  }, []);
+
+  if (me === undefined) {
+    return (
+      <main id="main" className="center">
+        <Loading />
+      </main>
+    );
+  }
+  if (me === null) return <SignIn onSignedIn={refresh} />;
+  return (
+    <SessionContext.Provider value={{ me, refresh, signOut }}>
+      <Shell session={{ me, refresh, signOut }} />
+    </SessionContext.Provider>
+  );
+}

@@ -1,0 +1,7 @@
+export function SequenceDetail({ id }: { id: number }) {
+  return (
+    <section>
+      <h1>Sequence {id}</h1>
+    </section>
+  );
+}

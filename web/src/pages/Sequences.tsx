@@ -1,0 +1,7 @@
+export function Sequences() {
+  return (
+    <section>
+      <h1>Sequences</h1>
+    </section>
+  );
+}

@@ -1,0 +1,7 @@
+export function Settings() {
+  return (
+    <section>
+      <h1>Settings</h1>
+    </section>
+  );
+}

@@ -46,6 +46,11 @@ export function frame(type: string, data: unknown): string {
 export function liveRoutes(app: Api, s: Services, o: LiveOptions = {}): void {
   const figuresMs = o.figuresMs ?? 2000;
   const heartbeatMs = o.heartbeatMs ?? 15_000;
+  // Open streams never go idle, so the server's close would wait for them: it ends them first.
+  const open = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const close of [...open]) close();
+  });
   app.get('/api/v1/live', {
     schema: {
       tags: ['live'],
@@ -102,6 +107,7 @@ export function liveRoutes(app: Api, s: Services, o: LiveOptions = {}): void {
       const close = () => {
         if (closed) return;
         closed = true;
+        open.delete(close);
         clearInterval(figures);
         clearInterval(heartbeat);
         const off = unlisten;
@@ -109,6 +115,7 @@ export function liveRoutes(app: Api, s: Services, o: LiveOptions = {}): void {
         if (off) off().catch((err: unknown) => req.log.warn({ err }, 'live unlisten failed'));
         res.end();
       };
+      open.add(close);
       res.on('close', close);
       req.raw.on('close', close);
       try {

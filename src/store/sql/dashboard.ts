@@ -188,7 +188,7 @@ export interface CampaignProgressRow {
 }
 
 /**
- * Running and paused campaigns with their messages by state. Shape: the tenant's live campaigns
+ * Running and paused campaigns (or the ones named, whatever their state) with their messages by state. Shape: the tenant's live campaigns
  * from campaigns_user_idx, then each one's rows through messages_campaign_lead_key; the cost is
  * the size of the campaigns running now (measured: 1,000,000 rows in 0.4 s on PGlite), so
  * `campaignIds` narrows it to the campaigns a live event names.
@@ -207,8 +207,8 @@ export async function liveCampaignProgress(db: Queryable, tenantId: number, camp
                 (count(*) filter (where m.status = 'failed'))::int as failed,
                 (count(*) filter (where m.status in ('cancelled', 'skipped', 'unknown')))::int as other
            from messages m where m.campaign_id = c.id) k
-      where c.user_id = $1 and c.status in ('running', 'paused')
-        and ($2::bigint[] is null or c.id = any($2::bigint[]))
+      where c.user_id = $1
+        and (($2::bigint[] is null and c.status in ('running', 'paused')) or c.id = any($2::bigint[]))
       order by c.id`,
     [tenantId, campaignIds],
   );

@@ -49,7 +49,7 @@ export function parseServeArgs(args: string[]): ServeArgs {
   return { role: values.role as Role };
 }
 
-export async function serve(args: ServeArgs = {}): Promise<void> {
+export async function serve(args: ServeArgs = {}): Promise<{ address: string }> {
   const cfg = loadConfig();
   const role = args.role ?? cfg.FLEETCAST_ROLE;
   const runsApi = role !== 'worker';
@@ -240,4 +240,5 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  return { address };
 }

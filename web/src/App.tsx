@@ -17,6 +17,8 @@ import { SequenceDetail } from './pages/SequenceDetail';
 import { Monitoring } from './pages/Monitoring';
 import { Settings } from './pages/Settings';
 
+const SIGNED_IN = 'fleetcast.signed_in';
+
 const NAV: { href: string; label: string }[] = [
   { href: '/', label: 'Home' },
   { href: '/devices', label: 'Devices' },
@@ -114,39 +116,44 @@ function Shell({ session }: { session: Session }) {
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
 
+  const ended = useCallback(() => {
+    localStorage.removeItem(SIGNED_IN);
+    setCsrfToken(null);
+    setMe(null);
+  }, []);
+
   const refresh = useCallback(async () => {
     try {
       const m = await api<Me>('/me');
+      localStorage.setItem(SIGNED_IN, '1');
       setCsrfToken(m.csrf_token);
       setMe(m);
     } catch {
-      setCsrfToken(null);
-      setMe(null);
+      ended();
     }
-  }, []);
+  }, [ended]);
 
   useEffect(() => {
-    onSessionEnded(() => {
-      setCsrfToken(null);
-      setMe(null);
-    });
-    void refresh();
-  }, [refresh]);
+    onSessionEnded(ended);
+    // The session cookie is HttpOnly, so the page cannot see it; this hint saves a visitor who never
+    // signed in here a 401 from /me before the sign-in form.
+    if (localStorage.getItem(SIGNED_IN) === '1') void refresh();
+    else setMe(null);
+  }, [refresh, ended]);
 
   useEffect(() => {
-    if (me) startLive();
+    if (me) startLive(ended);
     else stopLive();
-  }, [me]);
+  }, [me, ended]);
 
   const signOut = useCallback(async () => {
     try {
       await api('/auth/logout', { method: 'POST' });
     } finally {
-      setCsrfToken(null);
-      setMe(null);
+      ended();
       navigate('/', { replace: true });
     }
-  }, []);
+  }, [ended]);
 
   if (me === undefined) {
     return (

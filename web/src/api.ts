@@ -335,21 +335,109 @@ export interface Member extends User {
   device_ids: number[];
 }
 
-/** GET /dashboard (the server's contract: fields may be added, never renamed). */
-export interface DashboardFigures {
-  today?: { sent?: number; delivered?: number; read?: number; replies?: number; failed?: number };
-  devices?: Record<string, number>;
-  campaigns?: { id: number; name: string; status?: string; total?: number; sent?: number; pending?: number; failed?: number; [k: string]: unknown }[];
-  sequences?: { id: number; name: string; status?: string; active?: number; completed?: number; [k: string]: unknown }[];
-  outbox?: Record<string, number>;
-  throughput?: { minute: string; sent: number }[];
+export type DeviceState = 'online' | 'offline' | 'restricted' | 'paused' | 'logged_out' | 'unlinked';
+export interface Today {
+  sent: number;
+  delivered: number;
+  read: number;
+  replies: number;
+  failed: number;
+}
+export interface Outbox {
+  pending: number;
+  held: number;
+  sending: number;
+}
+export interface Minute {
+  minute: string;
+  sent: number;
 }
 
-export interface MonitoringFigures {
-  outbox?: Record<string, number>;
-  per_minute?: { minute: string; sent: number }[];
-  throughput?: { minute: string; sent: number }[];
-  messages_per_minute?: number | { minute: string; sent: number }[];
-  devices?: { id: number; name: string; status: string; sent_today?: number; last_error?: string | null }[];
-  recent_errors?: { id?: number; message_id?: number; reason?: string | null; error?: string | null; device_id?: number | null; device_name?: string | null; lead_id?: number | null; lead_name?: string | null; lead_phone?: string | null; campaign_id?: number | null; at?: string; failed_at?: string }[];
+export interface CampaignProgress {
+  id: number;
+  name: string;
+  status: string;
+  mode: string;
+  audience_size: number | null;
+  started_at: string | null;
+  total: number;
+  waiting: number;
+  sending: number;
+  sent: number;
+  delivered: number;
+  read: number;
+  failed: number;
+  other: number;
+}
+
+/** GET /dashboard */
+export interface DashboardView {
+  time_zone: string;
+  day_start: string;
+  generated_at: string;
+  today: Today;
+  devices: Record<DeviceState, number>;
+  outbox: Outbox;
+  campaigns: CampaignProgress[];
+  sequences: { id: number; name: string; trigger: string; active: number; paused: number; completed: number; exited: number }[];
+  throughput: Minute[];
+}
+
+/** The live stream's `figures` event, every few seconds. */
+export interface LiveFigures {
+  at: string;
+  today: Today;
+  devices: Record<DeviceState, number>;
+  outbox: Outbox;
+  sent_last_minute: number;
+  sent_this_minute: number;
+}
+
+export interface Failure {
+  message_id: number;
+  device_id: number;
+  device_name: string | null;
+  lead_id: number;
+  lead_name: string | null;
+  phone: string;
+  campaign_id: number | null;
+  enrollment_id: number | null;
+  code: string | null;
+  reason: string | null;
+  at: string;
+}
+
+/** GET /monitoring */
+export interface MonitoringView {
+  generated_at: string;
+  outbox: Outbox;
+  throughput: Minute[];
+  devices: {
+    id: number;
+    name: string;
+    phone: string | null;
+    status: string;
+    state: DeviceState;
+    paused_until: string | null;
+    restricted_until: string | null;
+    last_seen_at: string | null;
+    sent_today: number;
+    failed_today: number;
+    last_error: { code: string | null; message: string | null; at: string } | null;
+  }[];
+  recent_errors: Failure[];
+}
+
+/** The throughput series moved on by a `figures` event: its minute is the series' last or the next. */
+export function advanceThroughput(points: Minute[], f: LiveFigures): Minute[] {
+  const minute = new Date(Math.floor(new Date(f.at).getTime() / 60_000) * 60_000).toISOString();
+  const out = points.slice();
+  const last = out[out.length - 1];
+  if (last && new Date(last.minute).getTime() === new Date(minute).getTime()) {
+    out[out.length - 1] = { minute: last.minute, sent: f.sent_this_minute };
+  } else {
+    if (last) out[out.length - 1] = { minute: last.minute, sent: Math.max(last.sent, f.sent_last_minute) };
+    out.push({ minute, sent: f.sent_this_minute });
+  }
+  return out.slice(-60);
 }

@@ -6,6 +6,8 @@ export interface Loaded<T> {
   error: string | null;
   loading: boolean;
   reload: () => void;
+  /** Changes what is on screen (a live event's news) until the next load. */
+  mutate: (fn: (prev: T) => T) => void;
 }
 
 /**
@@ -39,7 +41,8 @@ export function useLoad<T>(fn: (signal: AbortSignal) => Promise<T>, deps: readon
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { data, error, loading, reload };
+  const mutate = useCallback((fn: (prev: T) => T) => setData((prev) => (prev === undefined ? prev : fn(prev))), []);
+  return { data, error, loading, reload, mutate };
 }
 
 /** A function that runs `fn` at most once per `ms`, trailing: many live events, one reload. */

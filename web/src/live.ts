@@ -34,11 +34,16 @@ function attach(type: string): void {
   });
 }
 
-export function startLive(): void {
+/** Opens the feed; `onSignedOut` runs when the server says the session ended (it then closes the stream). */
+export function startLive(onSignedOut: () => void): void {
   if (source) return;
   source = new EventSource('/api/v1/live', { withCredentials: true });
   source.onopen = () => setConnected(true);
   source.onerror = () => setConnected(false);
+  source.addEventListener('signed_out', () => {
+    stopLive();
+    onSignedOut();
+  });
   known.clear();
   for (const type of handlers.keys()) if (type !== '*') attach(type);
 }

@@ -1,6 +1,6 @@
 /** One campaign as it runs: progress, per-device breakdown, failures, forecast, and its actions. */
 import { useState } from 'react';
-import { api, messageOf, type Campaign, type CampaignStats, type Device, type Forecast, type MonitoringFigures, type Page, type Summary } from '../api';
+import { api, messageOf, type Campaign, type CampaignStats, type Device, type Forecast, type MonitoringView, type Page, type Summary } from '../api';
 import { dateTime, n, pct } from '../format';
 import { useInterval, useLoad, useThrottled } from '../hooks';
 import { useLive } from '../live';
@@ -35,7 +35,7 @@ export function CampaignDetail({ id }: { id: number }) {
   const { me } = useSession();
   const loaded = useLoad((signal) => loadDetail(id, signal), [id]);
   const devices = useLoad((signal) => api<Page<Device>>('/devices', { query: { limit: 500 }, signal }), []);
-  const failures = useLoad((signal) => api<MonitoringFigures>('/monitoring', { signal }).catch(() => ({}) as MonitoringFigures), [id]);
+  const failures = useLoad((signal) => api<MonitoringView>('/monitoring', { signal }).catch(() => null), [id]);
   const reload = useThrottled(() => {
     loaded.reload();
     failures.reload();
@@ -254,9 +254,9 @@ export function CampaignDetail({ id }: { id: number }) {
             <Empty>{t.failed > 0 ? `${n(t.failed)} failed; none among the latest errors.` : 'No failures.'}</Empty>
           ) : (
             <ul className="errors">
-              {errors.map((e, i) => (
-                <li key={e.message_id ?? e.id ?? i}>
-                  <strong>{e.reason ?? e.error ?? 'failed'}</strong> · {e.lead_name || e.lead_phone || `lead #${e.lead_id}`} · {e.device_name ?? (e.device_id ? deviceName(e.device_id) : '')} · {dateTime(e.at ?? e.failed_at, me.time_zone)}
+              {errors.map((e) => (
+                <li key={e.message_id}>
+                  <strong>{e.reason ?? e.code ?? 'failed'}</strong> · {e.lead_name || e.phone} · {e.device_name ?? deviceName(e.device_id)} · {dateTime(e.at, me.time_zone)}
                 </li>
               ))}
             </ul>

@@ -43,7 +43,7 @@ interface Form {
 function formOf(c: Campaign | undefined, zone: string): Form {
   return {
     name: c?.name ?? '',
-    body: c?.body ?? 'Hi {{name}}, ',
+    body: c?.body ?? 'Hi {first_name:there}, ',
     mediaType: (c?.media?.type as Form['mediaType']) ?? '',
     mediaUrl: c?.media?.url ?? '',
     mediaId: c?.media?.media_id ?? null,
@@ -210,7 +210,7 @@ function Editor({ id, form, setForm, devices, existing }: { id: number | undefin
           <fieldset className="card">
             <legend>Message</legend>
             <Field label="Campaign name">{(p) => <input {...p} name="name" required maxLength={200} value={form.name} onChange={(e) => set('name', e.target.value)} />}</Field>
-            <Field label="Message" hint="{{name}} and other lead fields, {a|b|c} for variations; *bold* _italic_ ~strike~ ```mono```" error={preview.error}>
+            <Field label="Message" hint="{name}, {first_name:there} (with a fallback), any imported column such as {city}; {Hi|Hello} picks one per lead; *bold* _italic_ ~strike~ ```mono```" error={preview.error}>
               {(p) => <textarea {...p} name="body" required rows={6} maxLength={4096} value={form.body} onChange={(e) => set('body', e.target.value)} />}
             </Field>
             <div className="row">

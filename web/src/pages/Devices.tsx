@@ -35,8 +35,15 @@ function paused(d: Device): boolean {
 export function Devices() {
   const { me } = useSession();
   const loaded = useLoad(loadDevices, []);
-  const reload = useThrottled(loaded.reload, 500);
-  useLive(['device.status', 'device.link', 'device.restricted', 'device.paused', 'device.resumed'], reload);
+  const reload = useThrottled(loaded.reload, 1000);
+  // The engine announces a status change before it writes it (it batches its writes), so a
+  // reload right after an event may still read the old status: the latest event's status wins.
+  const [liveStatus, setLiveStatus] = useState<Record<number, string>>({});
+  useLive(['device.status'], (d) => {
+    if (typeof d.status === 'string') setLiveStatus((m) => ({ ...m, [Number(d.device_id)]: d.status as string }));
+    reload();
+  });
+  useLive(['device.link', 'device.restricted'], reload);
   const [adding, setAdding] = useState(false);
   const [linking, setLinking] = useState<Device | null>(null);
   const [editing, setEditing] = useState<Device | null>(null);
@@ -67,7 +74,8 @@ export function Devices() {
         <Empty>No devices yet. Add one and link it to a WhatsApp number by scanning its QR code.</Empty>
       ) : (
         <ul className="cards" aria-label="Devices">
-          {loaded.data.devices.map((d) => {
+          {loaded.data.devices.map((row) => {
+            const d = liveStatus[row.id] ? { ...row, status: liveStatus[row.id]! } : row;
             const s = loaded.data!.stats[d.id];
             return (
               <li key={d.id} className="card device-card" aria-label={d.name}>

@@ -1,6 +1,6 @@
 /** Today's numbers, live throughput, devices by state, and what is running right now. */
-import { useState } from 'react';
-import { api, type DashboardFigures } from '../api';
+import { useEffect, useState } from 'react';
+import { advanceThroughput, api, type CampaignProgress, type DashboardView, type LiveFigures } from '../api';
 import { n } from '../format';
 import { useLoad, useThrottled } from '../hooks';
 import { useLive } from '../live';
@@ -10,39 +10,64 @@ import { Empty, Loading, Notice, Progress, Stat, ThroughputChart } from '../ui';
 
 const DEVICE_STATES = ['online', 'offline', 'restricted', 'paused', 'logged_out', 'unlinked'] as const;
 
+export function campaignDone(c: Pick<CampaignProgress, 'sent' | 'failed' | 'other'>): number {
+  return c.sent + c.failed + c.other;
+}
+
 export function Home() {
   const { me } = useSession();
-  const [live, setLive] = useState<DashboardFigures | null>(null);
-  const loaded = useLoad((signal) => api<DashboardFigures>('/dashboard', { signal }), []);
-  const reload = useThrottled(loaded.reload, 1000);
-  // `figures` carries the same numbers every few seconds; a campaign or device change reloads the
-  // lists, which the figures may not carry.
-  useLive(['figures'], (d) => setLive((prev) => ({ ...prev, ...(d as DashboardFigures) })));
-  useLive(['campaign.progress', 'campaign.status', 'campaign.state', 'device.status'], reload);
-  const f: DashboardFigures | undefined = loaded.data ? { ...loaded.data, ...live } : undefined;
+  const loaded = useLoad((signal) => api<DashboardView>('/dashboard', { signal }), []);
+  const [view, setView] = useState<DashboardView | null>(null);
+  useEffect(() => {
+    if (loaded.data) setView(loaded.data);
+  }, [loaded.data]);
+  const reload = useThrottled(loaded.reload, 1500);
+  // `figures` moves today's numbers and the chart on every few seconds; a campaign's progress event
+  // carries its counts; a state change (started, finished) changes the lists, so they are read again.
+  useLive(['figures'], (d) => {
+    const f = d as unknown as LiveFigures;
+    setView((v) => (v ? { ...v, today: f.today, devices: f.devices, outbox: f.outbox, throughput: advanceThroughput(v.throughput, f) } : v));
+  });
+  useLive(['campaign.progress'], (d) => {
+    const id = Number(d.campaign_id);
+    setView((v) => {
+      if (!v) return v;
+      if (!v.campaigns.some((c) => c.id === id)) {
+        reload();
+        return v;
+      }
+      return { ...v, campaigns: v.campaigns.map((c) => (c.id === id ? { ...c, ...(d as Partial<CampaignProgress>), id, name: c.name } : c)) };
+    });
+  });
+  useLive(['campaign.state', 'device.status'], reload);
 
   return (
     <section aria-labelledby="home-title">
       <div className="page-head">
-        <h1 id="home-title">Good {greeting()}, {me.name || me.email.split('@')[0]}</h1>
+        <h1 id="home-title">
+          Good {greeting()}, {me.name || me.email.split('@')[0]}
+        </h1>
         <p className="muted">Today in {me.time_zone}</p>
       </div>
       <Notice error={loaded.error} />
-      {!f ? (
-        loaded.loading && <Loading />
+      {!view ? (
+        <Loading />
       ) : (
         <>
-          <div className="stats" aria-live="polite" aria-label="Today's numbers">
-            <Stat label="Sent" value={n(f.today?.sent ?? 0)} />
-            <Stat label="Delivered" value={n(f.today?.delivered ?? 0)} />
-            <Stat label="Read" value={n(f.today?.read ?? 0)} />
-            <Stat label="Replies" value={n(f.today?.replies ?? 0)} tone="good" />
-            <Stat label="Failed" value={n(f.today?.failed ?? 0)} tone={(f.today?.failed ?? 0) > 0 ? 'bad' : undefined} />
+          <div className="stats" aria-live="polite" aria-label="Today's numbers" data-testid="today">
+            <Stat label="Sent" value={n(view.today.sent)} />
+            <Stat label="Delivered" value={n(view.today.delivered)} />
+            <Stat label="Read" value={n(view.today.read)} />
+            <Stat label="Replies" value={n(view.today.replies)} tone="good" />
+            <Stat label="Failed" value={n(view.today.failed)} tone={view.today.failed > 0 ? 'bad' : undefined} />
           </div>
           <div className="grid-2">
             <div className="card">
               <h2>Throughput</h2>
-              <ThroughputChart points={f.throughput ?? []} label="Messages sent per minute" />
+              <ThroughputChart points={view.throughput} label="Messages sent per minute" />
+              <p className="muted">
+                Outbox: {n(view.outbox.pending)} waiting · {n(view.outbox.sending)} sending · {n(view.outbox.held)} held
+              </p>
             </div>
             <div className="card">
               <h2>Devices</h2>
@@ -51,7 +76,7 @@ export function Home() {
                   <li key={s}>
                     <span className={`dot dot-${s}`} aria-hidden="true" />
                     <span className="state-name">{s.replace('_', ' ')}</span>
-                    <strong>{n(f.devices?.[s] ?? 0)}</strong>
+                    <strong>{n(view.devices[s] ?? 0)}</strong>
                   </li>
                 ))}
               </ul>
@@ -61,22 +86,22 @@ export function Home() {
           <div className="grid-2">
             <div className="card">
               <h2>Running campaigns</h2>
-              {(f.campaigns ?? []).length === 0 ? (
+              {view.campaigns.length === 0 ? (
                 <Empty>
                   Nothing running. <Link href="/campaigns/new">Create a campaign</Link>
                 </Empty>
               ) : (
                 <ul className="running">
-                  {(f.campaigns ?? []).map((c) => {
-                    const total = Number(c.total ?? c.audience_size ?? 0);
-                    const done = Number(c.sent ?? 0) + Number(c.failed ?? 0);
+                  {view.campaigns.map((c) => {
+                    const total = Math.max(c.total, c.audience_size ?? 0);
                     return (
                       <li key={c.id}>
                         <Link href={`/campaigns/${c.id}`}>{c.name}</Link>
                         <span className="muted">
-                          {n(done)} / {n(total)}
+                          {c.status === 'paused' ? 'paused · ' : ''}
+                          {n(campaignDone(c))} / {n(total)}
                         </span>
-                        <Progress value={done} max={total} label={`${c.name} progress`} />
+                        <Progress value={campaignDone(c)} max={total} label={`${c.name} progress`} />
                       </li>
                     );
                   })}
@@ -85,17 +110,17 @@ export function Home() {
             </div>
             <div className="card">
               <h2>Active sequences</h2>
-              {(f.sequences ?? []).length === 0 ? (
+              {view.sequences.length === 0 ? (
                 <Empty>
                   No active sequence. <Link href="/sequences">Sequences</Link>
                 </Empty>
               ) : (
                 <ul className="running">
-                  {(f.sequences ?? []).map((s) => (
+                  {view.sequences.map((s) => (
                     <li key={s.id}>
                       <Link href={`/sequences/${s.id}`}>{s.name}</Link>
                       <span className="muted">
-                        {n(Number(s.active ?? 0))} active · {n(Number(s.completed ?? 0))} completed
+                        {n(s.active)} active · {n(s.completed)} completed · {n(s.exited)} exited
                       </span>
                     </li>
                   ))}

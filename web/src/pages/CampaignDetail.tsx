@@ -1,6 +1,6 @@
 /** One campaign as it runs: progress, per-device breakdown, failures, forecast, and its actions. */
 import { useState } from 'react';
-import { api, messageOf, type Campaign, type CampaignStats, type Device, type Forecast, type MonitoringView, type Page, type Summary } from '../api';
+import { api, messageOf, type Campaign, type CampaignStats, type Device, type Forecast, type MonitoringView, type Page, type Preview, type Summary } from '../api';
 import { dateTime, n, pct } from '../format';
 import { useInterval, useLoad, useThrottled } from '../hooks';
 import { useLive } from '../live';
@@ -35,6 +35,7 @@ export function CampaignDetail({ id }: { id: number }) {
   const { me } = useSession();
   const loaded = useLoad((signal) => loadDetail(id, signal), [id]);
   const devices = useLoad((signal) => api<Page<Device>>('/devices', { query: { limit: 500 }, signal }), []);
+  const preview = useLoad((signal) => api<Preview>(`/campaigns/${id}/preview`, { signal }).catch(() => null), [id]);
   const failures = useLoad((signal) => api<MonitoringView>('/monitoring', { signal }).catch(() => null), [id]);
   const reload = useThrottled(() => {
     loaded.reload();
@@ -264,7 +265,8 @@ export function CampaignDetail({ id }: { id: number }) {
         </div>
         <div className="card">
           <h2>Message</h2>
-          <Bubble text={campaign.body} media={campaign.media ? { type: campaign.media.type, caption: campaign.media.caption, name: campaign.media.filename } : null} />
+          {preview.data?.data[0] && <p className="hint">As {preview.data.data[0].name || preview.data.data[0].phone} receives it</p>}
+          <Bubble text={preview.data?.data[0]?.text ?? campaign.body} media={campaign.media ? { type: campaign.media.type, caption: campaign.media.caption, name: campaign.media.filename } : null} />
         </div>
       </div>
     </section>

@@ -280,7 +280,7 @@ function LinkDevice({ device, onLinked }: { device: Device; onLinked: () => void
         </form>
       )}
       <div className="link-state" aria-live="polite">
-        {!state ? (
+        {method === 'pairing_code' && state?.method !== 'pairing_code' && state?.state !== 'linked' ? null : !state ? (
           <Loading what="Starting" />
         ) : state.state === 'linked' ? (
           <Notice kind="success">Linked{device.phone ? ` to ${device.phone}` : ''}. The device goes online in a moment.</Notice>

@@ -91,8 +91,8 @@ export function Leads() {
         </div>
       </div>
       <form className="filters card" onSubmit={apply} role="search" aria-label="Filter leads">
-        <Field label="Search" hint="name, or 3+ digits of the phone">
-          {(p) => <input {...p} type="search" value={draft.q} onChange={(e) => setDraft({ ...draft, q: e.target.value })} />}
+        <Field label="Search">
+          {(p) => <input {...p} type="search" placeholder="name, or 3+ digits of the phone" value={draft.q} onChange={(e) => setDraft({ ...draft, q: e.target.value })} />}
         </Field>
         <Field label="Niche">{(p) => <input {...p} placeholder="e.g. yoga, pilates" value={draft.niche} onChange={(e) => setDraft({ ...draft, niche: e.target.value })} />}</Field>
         <Field label="Status">{(p) => <input {...p} placeholder="e.g. prospect" value={draft.status} onChange={(e) => setDraft({ ...draft, status: e.target.value })} />}</Field>

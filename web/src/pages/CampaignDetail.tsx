@@ -1,6 +1,6 @@
 /** One campaign as it runs: progress, per-device breakdown, failures, forecast, and its actions. */
 import { useState } from 'react';
-import { api, messageOf, type Campaign, type CampaignStats, type Device, type Forecast, type MonitoringView, type Page, type Preview, type Summary } from '../api';
+import { api, messageOf, type Campaign, type CampaignStats, type Device, type MonitoringView, type Page, type Preview, type Summary } from '../api';
 import { dateTime, n, pct } from '../format';
 import { useInterval, useLoad, useThrottled } from '../hooks';
 import { useLive } from '../live';
@@ -8,6 +8,7 @@ import { Link, navigate } from '../router';
 import { useSession } from '../session';
 import { Badge, Empty, Loading, Notice, Progress, Stat } from '../ui';
 import { Bubble } from '../whatsapp';
+import { ForecastCard } from './ForecastCard';
 
 interface Detail {
   campaign: Campaign;
@@ -50,8 +51,6 @@ export function CampaignDetail({ id }: { id: number }) {
   useInterval(reload, running ? 5000 : null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-  const [forecast, setForecast] = useState<Forecast | null>(null);
-  const [forecasting, setForecasting] = useState(false);
 
   const act = async (what: string, fn: () => Promise<unknown>) => {
     setError(null);
@@ -204,49 +203,7 @@ export function CampaignDetail({ id }: { id: number }) {
             </div>
           )}
         </div>
-        <div className="card">
-          <h2>Forecast</h2>
-          {forecast ? (
-            <>
-              <p>
-                {forecast.finishes_at ? (
-                  <>
-                    Finishes around <strong>{dateTime(forecast.finishes_at, me.time_zone)}</strong>
-                  </>
-                ) : (
-                  'Not within the forecast horizon (is a device online?)'
-                )}{' '}
-                · {n(forecast.messages)} messages over {n(forecast.devices)} devices{forecast.exact ? '' : ' (partly extrapolated)'}
-              </p>
-              <ul>
-                {forecast.per_device.map((d) => (
-                  <li key={d.device_id}>
-                    {d.name}: {n(d.messages)} messages, done {dateTime(d.finishes_at, me.time_zone)}
-                  </li>
-                ))}
-              </ul>
-              {forecast.notes.map((note) => (
-                <p key={note} className="hint">
-                  {note}
-                </p>
-              ))}
-            </>
-          ) : (
-            <p className="muted">The forecast runs the engine on a virtual clock over your devices' pacing, caps and windows.</p>
-          )}
-          <button
-            type="button"
-            disabled={forecasting}
-            onClick={() => {
-              setForecasting(true);
-              api<Forecast>(`/campaigns/${id}/forecast`)
-                .then(setForecast, (err: unknown) => setError(messageOf(err)))
-                .finally(() => setForecasting(false));
-            }}
-          >
-            {forecasting ? 'Forecasting…' : forecast ? 'Forecast again' : 'Forecast the finish'}
-          </button>
-        </div>
+        <ForecastCard campaignId={id} />
       </div>
       <div className="grid-2">
         <div className="card">

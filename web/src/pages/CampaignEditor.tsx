@@ -5,12 +5,13 @@
  */
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, messageOf, type Campaign, type Device, type Lead, type Page, type Preview } from '../api';
-import { csv, dateTime, n } from '../format';
+import { csv, n } from '../format';
 import { useLoad } from '../hooks';
 import { navigate } from '../router';
 import { useSession } from '../session';
 import { Field, Loading, Notice } from '../ui';
 import { Bubble } from '../whatsapp';
+import { ForecastCard } from './ForecastCard';
 import { isoToWall, wallToIso } from '../zone';
 
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -347,8 +348,8 @@ function Editor({ id, form, setForm, devices, existing }: { id: number | undefin
               text={preview.text ?? form.body}
               media={form.mediaType ? { type: form.mediaType, caption: form.caption || undefined, src: form.mediaId && form.mediaType === 'image' ? `/api/v1/media/${form.mediaId}/content` : undefined, name: form.mediaUrl.split('/').pop() || undefined } : null}
             />
-            {existing && <p className="muted">Saved {dateTime(existing.created_at, me.time_zone)}; the forecast is on its page.</p>}
           </div>
+          {existing && <ForecastCard campaignId={existing.id} />}
         </aside>
       </form>
     </section>

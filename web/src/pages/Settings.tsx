@@ -180,8 +180,7 @@ function Tokens() {
       )}
       <form className="row" onSubmit={(e) => void create(e)}>
         <Field label="New token name">{(p) => <input {...p} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />}</Field>
-        <div className="field">
-          <span aria-hidden="true">&nbsp;</span>
+        <div className="row-button">
           <button type="submit" className="primary">
             Create token
           </button>

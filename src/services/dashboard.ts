@@ -186,9 +186,12 @@ function failureView(f: FailureRow): FailureView {
 }
 
 export class DashboardService {
+  private readonly shared = new Map<string, { at: number; figures: Promise<LiveFigures> }>();
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly figuresShareMs = 1000,
   ) {}
 
   /** Local midnight of the viewer's today, as an instant. */
@@ -204,7 +207,7 @@ export class DashboardService {
       dashboardDevices(this.db, actor.tenantId, actor.deviceScope),
       dayCountsByDevice(this.db, actor.tenantId, counted, since),
       repliesSince(this.db, actor.tenantId, actor.deviceScope, since),
-      outboxDepthOf(this.db, actor.tenantId, counted),
+      outboxDepthOf(this.db, counted),
       this.perMinute(actor.tenantId, counted, now),
     ]);
     // Campaigns and sequences are the tenant's, which a team member does not manage or see.
@@ -231,7 +234,7 @@ export class DashboardService {
     const [devices, day, outbox, perMinute, recent] = await Promise.all([
       dashboardDevices(this.db, actor.tenantId, actor.deviceScope),
       dayCountsByDevice(this.db, actor.tenantId, counted, since),
-      outboxDepthOf(this.db, actor.tenantId, counted),
+      outboxDepthOf(this.db, counted),
       this.perMinute(actor.tenantId, counted, now),
       recentFailures(this.db, actor.tenantId, counted, RECENT_ERRORS, RECENT_ERRORS),
     ]);
@@ -262,7 +265,24 @@ export class DashboardService {
     };
   }
 
+  /**
+   * The live stream's figures. Every viewer of a tenant (and device scope, and zone) asks for the
+   * same numbers every few seconds: one read serves all the asks within `figuresShareMs`, so the
+   * cost follows the tenants watching, not the browser tabs open.
+   */
   async figures(actor: Actor): Promise<LiveFigures> {
+    const key = `${actor.tenantId}|${actor.timeZone}|${actor.deviceScope === null ? '*' : actor.deviceScope.join(',')}`;
+    const now = this.clock.now();
+    const hit = this.shared.get(key);
+    if (hit && now - hit.at < this.figuresShareMs) return hit.figures;
+    const figures = this.readFigures(actor);
+    if (this.shared.size >= 10_000) this.shared.clear();
+    this.shared.set(key, { at: now, figures });
+    figures.catch(() => this.shared.delete(key));
+    return figures;
+  }
+
+  private async readFigures(actor: Actor): Promise<LiveFigures> {
     const now = new Date(this.clock.now());
     const since = this.dayStart(actor, now);
     const counted = await countedDeviceIds(this.db, actor.tenantId, actor.deviceScope);
@@ -271,7 +291,7 @@ export class DashboardService {
       dashboardDevices(this.db, actor.tenantId, actor.deviceScope),
       dayCountsByDevice(this.db, actor.tenantId, counted, since),
       repliesSince(this.db, actor.tenantId, actor.deviceScope, since),
-      outboxDepthOf(this.db, actor.tenantId, counted),
+      outboxDepthOf(this.db, counted),
       sentPerMinute(this.db, actor.tenantId, counted, new Date((minute - 1) * 60_000)),
     ]);
     return {

@@ -182,14 +182,33 @@ test('the dashboard, end to end in Chromium', { skip, timeout: 120_000 }, async 
     await page.getByTestId('today').locator('.stat', { hasText: 'Sent' }).getByText('5', { exact: true }).waitFor();
     await shot(page, '11-home-after');
 
+    // A sequence with one step, made through its editor.
     await nav(page, 'Sequences');
     await page.getByRole('heading', { level: 1, name: 'Sequences' }).waitFor();
+    await page.getByRole('button', { name: 'New sequence' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('Welcome drip');
+    await page.getByLabel('Trigger', { exact: true }).fill('welcome');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: /Welcome drip/ }).waitFor();
+    await page.getByRole('button', { name: 'Add step' }).click();
+    await page.getByLabel('Hours').fill('2');
+    await page.getByLabel('Then send at').fill('10:00');
+    await page.getByLabel('Message', { exact: true }).fill('Welcome, {name}!');
+    await page.getByRole('button', { name: 'Save step' }).click();
+    await page.getByText('Step 1: wait 1 d 2 h, then at 10:00').waitFor();
+    await shot(page, '12-sequence');
+    await nav(page, 'Sequences');
+    await page.getByRole('link', { name: 'Welcome drip' }).first().waitFor();
     await shot(page, '12-sequences');
     await nav(page, 'Monitoring');
     await page.getByRole('heading', { level: 1, name: 'Monitoring' }).waitFor();
     await shot(page, '13-monitoring');
     await nav(page, 'Settings');
     await page.getByRole('heading', { level: 1, name: 'Settings' }).waitFor();
+    await page.getByLabel('New token name').fill('CRM sync');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await page.getByText('Your new token, shown only now').waitFor();
+    await page.getByRole('cell', { name: 'CRM sync' }).waitFor();
     await shot(page, '14-settings');
 
     // At phone width the pages still fit: nothing wider than the screen.

@@ -196,6 +196,12 @@ test('the dashboard, end to end in Chromium', { skip, timeout: 120_000 }, async 
     await page.getByLabel('Message', { exact: true }).fill('Welcome, {name}!');
     await page.getByRole('button', { name: 'Save step' }).click();
     await page.getByText('Step 1: wait 1 d 2 h, then at 10:00').waitFor();
+    await page.getByRole('button', { name: 'Enroll leads' }).click();
+    await page.getByRole('dialog').getByLabel('Niches').fill('e2e');
+    await page.getByRole('button', { name: 'Enroll', exact: true }).click();
+    await page.getByText('5 enrolled of 5 matching leads').waitFor();
+    await page.getByRole('button', { name: 'Close' }).click();
+    await page.locator('.stat', { hasText: 'Enrolled' }).getByText('5', { exact: true }).waitFor();
     await shot(page, '12-sequence');
     await nav(page, 'Sequences');
     await page.getByRole('link', { name: 'Welcome drip' }).first().waitFor();

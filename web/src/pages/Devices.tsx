@@ -256,11 +256,11 @@ function LinkDevice({ device, onLinked }: { device: Device; onLinked: () => void
   return (
     <div className="link">
       <Notice error={error} />
-      <div className="tabs" role="tablist" aria-label="How to link">
-        <button type="button" role="tab" aria-selected={method === 'qr'} onClick={() => { setMethod('qr'); void start('qr'); }}>
+      <div className="tabs" role="group" aria-label="How to link">
+        <button type="button" aria-pressed={method === 'qr'} onClick={() => { setMethod('qr'); void start('qr'); }}>
           QR code
         </button>
-        <button type="button" role="tab" aria-selected={method === 'pairing_code'} onClick={() => setMethod('pairing_code')}>
+        <button type="button" aria-pressed={method === 'pairing_code'} onClick={() => setMethod('pairing_code')}>
           Pairing code
         </button>
       </div>

@@ -1,7 +1,7 @@
 /** One sequence: its chain, its steps (delays, send times, messages) with per-step progress, its settings. */
 import { useState, type FormEvent } from 'react';
 import { api, messageOf, type Sequence, type SequenceProgress, type Step } from '../api';
-import { n, pct } from '../format';
+import { csv, n, pct } from '../format';
 import { useInterval, useLoad } from '../hooks';
 import { Link } from '../router';
 import { useSession } from '../session';
@@ -38,6 +38,7 @@ export function SequenceDetail({ id }: { id: number }) {
   useInterval(loaded.reload, 15_000);
   const [editing, setEditing] = useState<Step | 'new' | null>(null);
   const [settings, setSettings] = useState(false);
+  const [enrolling, setEnrolling] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
   const act = async (fn: () => Promise<unknown>) => {
@@ -66,6 +67,9 @@ export function SequenceDetail({ id }: { id: number }) {
           {s.name} <Badge status={s.status} />
         </h1>
         <div className="actions">
+          <button type="button" onClick={() => setEnrolling(true)}>
+            Enroll leads
+          </button>
           <button type="button" onClick={() => setSettings(true)}>
             Settings
           </button>
@@ -179,6 +183,9 @@ export function SequenceDetail({ id }: { id: number }) {
           />
         )}
       </Dialog>
+      <Dialog title="Enroll leads" open={enrolling} onClose={() => setEnrolling(false)}>
+        {enrolling && <EnrollForm sequenceId={id} onDone={loaded.reload} />}
+      </Dialog>
       <Dialog title="Sequence settings" open={settings} onClose={() => setSettings(false)}>
         <SequenceForm
           sequence={s}
@@ -230,6 +237,46 @@ function StepForm({ sequenceId, step, onSaved }: { sequenceId: number; step?: St
       <Bubble text={body || ' '} />
       <button type="submit" className="primary">
         Save step
+      </button>
+    </form>
+  );
+}
+
+/** Enrolls the leads a filter selects (a lead already enrolled, or finished without re-entry, is skipped). */
+function EnrollForm({ sequenceId, onDone }: { sequenceId: number; onDone: () => void }) {
+  const [niches, setNiches] = useState('');
+  const [statuses, setStatuses] = useState('');
+  const [triggers, setTriggers] = useState('');
+  const [result, setResult] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    setResult(null);
+    const filter = {
+      ...(csv(niches).length ? { niches: csv(niches) } : {}),
+      ...(csv(statuses).length ? { statuses: csv(statuses) } : {}),
+      ...(csv(triggers).length ? { triggers: csv(triggers) } : {}),
+      opted_out: false,
+    };
+    try {
+      const r = await api<{ matched: number; enrolled: number; skipped: number }>(`/sequences/${sequenceId}/enrollments`, { method: 'POST', body: { filter } });
+      setResult(`${n(r.enrolled)} enrolled of ${n(r.matched)} matching leads (${n(r.skipped)} skipped: already enrolled or finished).`);
+      onDone();
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  };
+  return (
+    <form onSubmit={(e) => void submit(e)}>
+      <Notice error={error} />
+      <Notice kind="success">{result}</Notice>
+      <p className="hint">Leads that get the trigger tag are enrolled by themselves; this enrolls leads you already have. Every list you fill must match; empty ones match all.</p>
+      <Field label="Niches" hint="any of, comma-separated">{(p) => <input {...p} value={niches} onChange={(e) => setNiches(e.target.value)} />}</Field>
+      <Field label="Statuses" hint="any of">{(p) => <input {...p} value={statuses} onChange={(e) => setStatuses(e.target.value)} />}</Field>
+      <Field label="Triggers" hint="any of">{(p) => <input {...p} value={triggers} onChange={(e) => setTriggers(e.target.value)} />}</Field>
+      <button type="submit" className="primary">
+        Enroll
       </button>
     </form>
   );

@@ -144,6 +144,16 @@ test('the dashboard, end to end in Chromium', { skip, timeout: 120_000 }, async 
     await page.getByRole('button', { name: 'Close' }).click();
     await page.getByRole('cell', { name: '+60123000105' }).waitFor();
     assert.equal(await page.locator('tbody tr').count(), 5);
+    await page.getByRole('button', { name: 'Alice' }).click();
+    await page.getByRole('dialog').getByLabel('Status').fill('customer');
+    await page.getByRole('button', { name: 'Save lead' }).click();
+    await page.getByText('Lead saved.').waitFor();
+    await page.getByRole('row', { name: /Alice/ }).getByText('customer').waitFor();
+    // The filters narrow the table: two customers now.
+    await page.getByRole('search').getByLabel('Status').fill('customer');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByRole('row', { name: /Bala/ }).waitFor({ state: 'detached' });
+    assert.equal(await page.locator('tbody tr').count(), 2);
     await shot(page, '06-leads');
 
     // Create and start a campaign to those leads, with the live preview and audience size.

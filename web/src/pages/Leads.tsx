@@ -58,6 +58,7 @@ export function Leads() {
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [importing, setImporting] = useState(false);
   const [bulk, setBulk] = useState(false);
+  const [editing, setEditing] = useState<Lead | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const devices = useLoad((signal) => api<Page<Device>>('/devices', { query: { limit: 500 }, signal }), []);
   const leads = useLoad((signal) => api<Page<Lead>>('/leads', { query: { ...filterQuery(filters), limit: PAGE, cursor }, signal }), [filters, cursor]);
@@ -184,7 +185,11 @@ export function Leads() {
                       }}
                     />
                   </td>
-                  <td>{l.name || <span className="muted">no name</span>}</td>
+                  <td>
+                    <button type="button" className="linkish" onClick={() => setEditing(l)}>
+                      {l.name || <span className="muted">no name</span>}
+                    </button>
+                  </td>
                   <td className="mono">{l.phone}</td>
                   <td>
                     <Badge status={l.status} />
@@ -226,6 +231,19 @@ export function Leads() {
       </nav>
       <Dialog title="Import leads from CSV" open={importing} onClose={() => { setImporting(false); leads.reload(); }}>
         <ImportCsv devices={devices.data?.data ?? []} onDone={() => leads.reload()} />
+      </Dialog>
+      <Dialog title={editing ? `Lead ${editing.name || editing.phone}` : 'Lead'} open={editing !== null} onClose={() => setEditing(null)}>
+        {editing && (
+          <EditLead
+            lead={editing}
+            devices={devices.data?.data ?? []}
+            onDone={(text) => {
+              setEditing(null);
+              setMessage(text);
+              leads.reload();
+            }}
+          />
+        )}
       </Dialog>
       <Dialog title="Bulk action" open={bulk} onClose={() => setBulk(false)}>
         <BulkAction
@@ -435,6 +453,87 @@ function BulkAction({ devices, selected, filter, onDone }: { devices: Device[]; 
       <button type="submit" className={op === 'delete' ? 'danger' : 'primary'}>
         Apply
       </button>
+    </form>
+  );
+}
+
+function EditLead({ lead, devices, onDone }: { lead: Lead; devices: Device[]; onDone: (text: string) => void }) {
+  const [name, setName] = useState(lead.name);
+  const [phone, setPhone] = useState(lead.phone);
+  const [status, setStatus] = useState(lead.status);
+  const [niches, setNiches] = useState(lead.niches.join(', '));
+  const [triggers, setTriggers] = useState(lead.triggers.join(', '));
+  const [device, setDevice] = useState(lead.device_id === null ? '' : String(lead.device_id));
+  const [optedOut, setOptedOut] = useState(lead.opted_out_at !== null);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await api(`/leads/${lead.id}`, {
+        method: 'PATCH',
+        body: { name, phone, status: status.trim(), niches: csv(niches), triggers: csv(triggers), device_id: device === '' ? null : Number(device), opted_out: optedOut },
+      });
+      onDone('Lead saved.');
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  };
+  const remove = async () => {
+    if (!confirm(`Delete ${lead.name || lead.phone}? What waits for this lead is cancelled.`)) return;
+    try {
+      await api(`/leads/${lead.id}`, { method: 'DELETE' });
+      onDone('Lead deleted.');
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  };
+  const attributes = Object.entries(lead.attributes);
+  return (
+    <form onSubmit={(e) => void submit(e)}>
+      <Notice error={error} />
+      <div className="row">
+        <Field label="Name">{(p) => <input {...p} maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />}</Field>
+        <Field label="Phone">{(p) => <input {...p} type="tel" required value={phone} onChange={(e) => setPhone(e.target.value)} />}</Field>
+      </div>
+      <div className="row">
+        <Field label="Status">{(p) => <input {...p} required value={status} onChange={(e) => setStatus(e.target.value)} />}</Field>
+        <Field label="Device">
+          {(p) => (
+            <select {...p} value={device} onChange={(e) => setDevice(e.target.value)}>
+              <option value="">The shared pool</option>
+              {devices.map((d) => (
+                <option key={d.id} value={d.id}>
+                  {d.name}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+      </div>
+      <Field label="Niches" hint="comma-separated">{(p) => <input {...p} value={niches} onChange={(e) => setNiches(e.target.value)} />}</Field>
+      <Field label="Triggers" hint="comma-separated; adding a sequence's trigger enrolls the lead">{(p) => <input {...p} value={triggers} onChange={(e) => setTriggers(e.target.value)} />}</Field>
+      <label className="inline">
+        <input type="checkbox" checked={optedOut} onChange={(e) => setOptedOut(e.target.checked)} /> Opted out (nothing is sent to this lead)
+      </label>
+      {attributes.length > 0 && (
+        <dl className="kv">
+          {attributes.map(([k, v]) => (
+            <div key={k} className="kv-pair">
+              <dt>{k}</dt>
+              <dd>{String(v)}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+      <div className="actions">
+        <button type="submit" className="primary">
+          Save lead
+        </button>
+        <button type="button" className="danger" onClick={() => void remove()}>
+          Delete lead
+        </button>
+      </div>
     </form>
   );
 }

@@ -1,5 +1,7 @@
 /** WhatsApp's text formatting, rendered as React nodes (never as HTML): *bold*, _italic_, ~strike~, ```mono```. */
 import type { ReactNode } from 'react';
+import { time as clock } from './format';
+import { useSession } from './session';
 
 const RULES: { re: RegExp; wrap: (inner: ReactNode[], key: string) => ReactNode }[] = [
   { re: /```([\s\S]+?)```/, wrap: (c, k) => <code key={k}>{c}</code> },
@@ -21,6 +23,7 @@ export function formatWhatsApp(text: string, key = 'f'): ReactNode[] {
 }
 
 export function Bubble({ text, media, time }: { text: string; media?: { type: string; caption?: string | undefined; src?: string | undefined; name?: string | undefined } | null; time?: string }) {
+  const { me } = useSession();
   return (
     <div className="wa-phone" aria-label="Message preview">
       <div className="wa-bubble">
@@ -31,7 +34,7 @@ export function Bubble({ text, media, time }: { text: string; media?: { type: st
         )}
         <div className="wa-text">{formatWhatsApp(text)}</div>
         {media?.caption && <div className="wa-text">{formatWhatsApp(media.caption)}</div>}
-        <div className="wa-time">{time ?? new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })} ✓✓</div>
+        <div className="wa-time">{time ?? clock(new Date().toISOString(), me.time_zone)} ✓✓</div>
       </div>
     </div>
   );

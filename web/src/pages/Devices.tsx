@@ -121,7 +121,12 @@ export function Devices() {
                       Link
                     </button>
                   ) : (
-                    <button type="button" onClick={() => void act(() => api(`/devices/${d.id}/logout`, { method: 'POST' }))}>
+                    <button
+                      type="button"
+                      onClick={() => {
+                        if (confirm(`Log ${d.name} out of its WhatsApp account? Its messages wait until it is linked again.`)) void act(() => api(`/devices/${d.id}/logout`, { method: 'POST' }));
+                      }}
+                    >
                       Log out
                     </button>
                   )}

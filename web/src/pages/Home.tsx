@@ -45,7 +45,7 @@ export function Home() {
     <section aria-labelledby="home-title">
       <div className="page-head">
         <h1 id="home-title">
-          Good {greeting()}, {me.name || me.email.split('@')[0]}
+          Good {greeting(me.time_zone)}, {me.name || me.email.split('@')[0]}
         </h1>
         <p className="muted">Today in {me.time_zone}</p>
       </div>
@@ -134,7 +134,13 @@ export function Home() {
   );
 }
 
-function greeting(): string {
-  const h = new Date().getHours();
+/** The part of the day where the user is (their zone, not the browser's). */
+function greeting(zone: string): string {
+  let h = new Date().getHours();
+  try {
+    h = Number(new Intl.DateTimeFormat('en-US', { hour: 'numeric', hourCycle: 'h23', timeZone: zone }).format(new Date()));
+  } catch {
+    // An unknown zone name: the browser's hour will do for a greeting.
+  }
   return h < 12 ? 'morning' : h < 18 ? 'afternoon' : 'evening';
 }

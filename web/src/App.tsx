@@ -1,21 +1,24 @@
 /** The shell: who is signed in, the navigation, and which page the path shows. */
-import { useCallback, useEffect, useState, type ReactNode } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState, type ReactNode } from 'react';
 import { api, onSessionEnded, setCsrfToken, type Me } from './api';
 import { startLive, stopLive, useLiveConnected } from './live';
 import { Link, match, navigate, usePath } from './router';
 import { SessionContext, type Session } from './session';
 import { Loading } from './ui';
 import { SignIn } from './pages/SignIn';
-import { Home } from './pages/Home';
-import { Devices } from './pages/Devices';
-import { Leads } from './pages/Leads';
-import { Campaigns } from './pages/Campaigns';
-import { CampaignEditor } from './pages/CampaignEditor';
-import { CampaignDetail } from './pages/CampaignDetail';
-import { Sequences } from './pages/Sequences';
-import { SequenceDetail } from './pages/SequenceDetail';
-import { Monitoring } from './pages/Monitoring';
-import { Settings } from './pages/Settings';
+
+// Each page is its own chunk, fetched when first shown: the first load (the sign-in form) parses
+// React and the shell only.
+const Home = lazy(() => import('./pages/Home').then((m) => ({ default: m.Home })));
+const Devices = lazy(() => import('./pages/Devices').then((m) => ({ default: m.Devices })));
+const Leads = lazy(() => import('./pages/Leads').then((m) => ({ default: m.Leads })));
+const Campaigns = lazy(() => import('./pages/Campaigns').then((m) => ({ default: m.Campaigns })));
+const CampaignEditor = lazy(() => import('./pages/CampaignEditor').then((m) => ({ default: m.CampaignEditor })));
+const CampaignDetail = lazy(() => import('./pages/CampaignDetail').then((m) => ({ default: m.CampaignDetail })));
+const Sequences = lazy(() => import('./pages/Sequences').then((m) => ({ default: m.Sequences })));
+const SequenceDetail = lazy(() => import('./pages/SequenceDetail').then((m) => ({ default: m.SequenceDetail })));
+const Monitoring = lazy(() => import('./pages/Monitoring').then((m) => ({ default: m.Monitoring })));
+const Settings = lazy(() => import('./pages/Settings').then((m) => ({ default: m.Settings })));
 
 const SIGNED_IN = 'fleetcast.signed_in';
 
@@ -107,7 +110,7 @@ function Shell({ session }: { session: Session }) {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        {page}
+        <Suspense fallback={<Loading />}>{page}</Suspense>
       </main>
     </div>
   );

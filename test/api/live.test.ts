@@ -164,6 +164,28 @@ for (const backend of backends) {
       }
     });
 
+    it("publishes a lead import's progress and a campaign's scheduling and pause", async () => {
+      const sa = await open('/api/v1/live', bearer(a));
+      await sa.next((f) => f.event === 'figures');
+      const imp = await api.app.inject({
+        method: 'POST',
+        url: `/api/v1/leads/imports?device_id=${a2}`,
+        headers: { authorization: `Bearer ${a.token}`, 'content-type': 'text/csv' },
+        payload: 'name,phone\nOne,+60123000051\nTwo,+60123000052\nBad,not a phone\n',
+      });
+      const importId = ok(imp, 202).id as number;
+      const done = await sa.next((f) => f.event === 'import.progress' && f.data.import_id === importId && f.data.status === 'completed');
+      const row = (await api.t.db.query<{ inserted: number; failed: number; rows_total: number }>(`select inserted, failed, rows_total from lead_imports where id = $1`, [importId])).rows[0]!;
+      assert.deepEqual([done.data.inserted, done.data.failed, done.data.rows_total], [row.inserted, row.failed, row.rows_total]);
+      assert.deepEqual([done.data.inserted, done.data.failed], [2, 1]);
+
+      const c = ok(await a.call('POST', '/api/v1/campaigns', { name: 'Later', body: 'Hi', starts_at: '2026-04-01T09:00:00Z', audience: { device_ids: [a2] } }), 201).id;
+      ok(await a.call('POST', `/api/v1/campaigns/${c}/schedule`));
+      assert.equal((await sa.next((f) => f.event === 'campaign.state' && f.data.campaign_id === c)).data.status, 'scheduled');
+      ok(await a.call('POST', `/api/v1/campaigns/${c}/pause`));
+      await sa.next((f) => f.event === 'campaign.state' && f.data.campaign_id === c && f.data.status === 'paused');
+    });
+
     it('sends figures at once and then at its pace, and heartbeats', async () => {
       const s = await open('/api/v1/live', bearer(a));
       const first = await s.next((f) => f.event === 'figures', 1000);

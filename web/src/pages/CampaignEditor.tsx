@@ -81,7 +81,7 @@ function bodyOf(f: Form, zone: string) {
       niches: csv(f.niches),
       statuses: csv(f.statuses),
       triggers: csv(f.triggers),
-      device_ids: f.deviceIds,
+      device_ids: f.mode === 'pool' ? [] : f.deviceIds,
     },
     mode: f.mode,
     starts_at: f.startsAt ? wallToIso(f.startsAt, zone) : null,
@@ -99,7 +99,8 @@ async function audienceSize(f: Form, signal: AbortSignal): Promise<{ count: numb
   let sample: Lead[] = [];
   do {
     const p: Page<Lead> = await api<Page<Lead>>('/leads', {
-      query: { niche: csv(f.niches), status: csv(f.statuses), trigger: csv(f.triggers), device_id: f.deviceIds, opted_out: 'false', limit: 500, cursor },
+      // An owned campaign goes to leads that have a device, a pool campaign to those without one.
+      query: { niche: csv(f.niches), status: csv(f.statuses), trigger: csv(f.triggers), device_id: f.mode === 'pool' ? [] : f.deviceIds, pool: f.mode === 'pool' ? 'true' : 'false', opted_out: 'false', limit: 500, cursor },
       signal,
     });
     if (sample.length === 0) sample = p.data.slice(0, 20);
@@ -132,7 +133,7 @@ function Editor({ id, form, setForm, devices, existing }: { id: number | undefin
   const [uploading, setUploading] = useState(false);
 
   // The audience as it is narrowed: recounted a moment after the last change.
-  const audienceKey = JSON.stringify([form.niches, form.statuses, form.triggers, form.deviceIds]);
+  const audienceKey = JSON.stringify([form.niches, form.statuses, form.triggers, form.deviceIds, form.mode]);
   useEffect(() => {
     const ctl = new AbortController();
     const t = setTimeout(() => void audienceSize(form, ctl.signal).then(setAudience, () => undefined), 300);
@@ -255,7 +256,7 @@ function Editor({ id, form, setForm, devices, existing }: { id: number | undefin
               <Field label="Statuses" hint="any of">{(p) => <input {...p} value={form.statuses} onChange={(e) => set('statuses', e.target.value)} />}</Field>
               <Field label="Triggers" hint="any of">{(p) => <input {...p} value={form.triggers} onChange={(e) => set('triggers', e.target.value)} />}</Field>
             </div>
-            {devices.length > 0 && (
+            {devices.length > 0 && form.mode === 'owned' && (
               <fieldset className="plain">
                 <legend>Devices (none ticked: all)</legend>
                 <div className="checks">

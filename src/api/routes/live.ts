@@ -60,7 +60,8 @@ export function liveRoutes(app: Api, s: Services, o: LiveOptions = {}): void {
         '`campaign.state`, `campaign.progress`, `import.progress`, ...; a team member gets only those about its devices), ' +
         `a \`figures\` event at once and every ${figuresMs} ms, and a comment line every ${heartbeatMs} ms.`,
       security,
-      response: { 200: z.string().describe('text/event-stream'), 401: errorSchema },
+      produces: ['text/event-stream'],
+      response: { 200: z.string().describe('a stream of `event:` and `data:` lines'), 401: errorSchema },
     },
     handler: async (req, reply) => {
       let viewer = actorOf(req);

@@ -84,43 +84,44 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
   );
 }
 
-/** Messages per minute as bars, drawn by hand in SVG; the table under it says the same for screen readers. */
+/**
+ * Messages per minute as bars, drawn by hand in SVG. The SVG stretches to its box, so its labels are
+ * HTML beside it (stretched SVG text would distort); the caption says the figures in words.
+ */
 export function ThroughputChart({ points, label }: { points: { minute: string; sent: number }[]; label: string }) {
   const W = 600;
   const H = 140;
-  const max = Math.max(1, ...points.map((p) => p.sent));
+  const peak = Math.max(0, ...points.map((p) => p.sent));
+  const max = Math.max(1, peak);
   const bw = points.length > 0 ? W / points.length : W;
   const total = points.reduce((a, p) => a + p.sent, 0);
   const last = points[points.length - 1];
   return (
     <figure className="chart">
-      <svg viewBox={`0 0 ${W} ${H + 18}`} role="img" aria-label={`${label}: ${total} messages in the last ${points.length} minutes, peak ${max === 1 && total === 0 ? 0 : max} a minute`} preserveAspectRatio="none">
-        <line x1="0" y1={H} x2={W} y2={H} className="axis" />
-        {[0.5, 1].map((f) => (
-          <g key={f}>
-            <line x1="0" y1={H - H * f} x2={W} y2={H - H * f} className="grid" />
-            <text x="2" y={H - H * f + 11} className="tick">
-              {Math.round(max * f)}
-            </text>
-          </g>
-        ))}
-        {points.map((p, i) => {
-          const h = (p.sent / max) * (H - 4);
-          return (
-            <rect key={p.minute} x={i * bw + 1} y={H - h} width={Math.max(1, bw - 2)} height={h} className="col">
-              <title>{`${new Date(p.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}: ${p.sent}`}</title>
-            </rect>
-          );
-        })}
-        <text x="0" y={H + 14} className="tick">
-          −{points.length} min
-        </text>
-        <text x={W} y={H + 14} className="tick" textAnchor="end">
-          now
-        </text>
-      </svg>
+      <div className="chart-plot">
+        <span className="chart-max" aria-hidden="true">
+          {max}
+        </span>
+        <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`${label}: ${total} messages in the last ${points.length} minutes, at most ${peak} in a minute`} preserveAspectRatio="none">
+          <line x1="0" y1={H - 0.5} x2={W} y2={H - 0.5} className="axis" />
+          <line x1="0" y1={H / 2} x2={W} y2={H / 2} className="grid" />
+          <line x1="0" y1="0.5" x2={W} y2="0.5" className="grid" />
+          {points.map((p, i) => {
+            const h = (p.sent / max) * (H - 2);
+            return (
+              <rect key={p.minute} x={i * bw + 1} y={H - h} width={Math.max(1, bw - 2)} height={h} className="col">
+                <title>{`${new Date(p.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}: ${p.sent}`}</title>
+              </rect>
+            );
+          })}
+        </svg>
+      </div>
+      <div className="chart-x" aria-hidden="true">
+        <span>−{points.length} min</span>
+        <span>now</span>
+      </div>
       <figcaption>
-        <span aria-live="polite">{last ? `${last.sent} this minute` : 'no data yet'}</span> · {total} in the last hour
+        <span aria-live="polite">{last ? `${last.sent} this minute` : 'no data yet'}</span> · {total} in the last hour · at most {peak} a minute
       </figcaption>
     </figure>
   );

@@ -304,11 +304,6 @@ export class DashboardService {
     };
   }
 
-  /** Running and paused campaigns' progress (a live event's figures); none for a team member. */
-  async campaignProgress(tenantId: number, ids: readonly number[]): Promise<CampaignProgressView[]> {
-    return (await liveCampaignProgress(this.db, tenantId, ids)).map(campaignView);
-  }
-
   /** The last 60 minutes, oldest first, the current minute last; minutes without sends are 0. */
   private async perMinute(tenantId: number, deviceIds: readonly number[], now: Date): Promise<MinuteFigure[]> {
     const current = Math.floor(now.getTime() / 60_000);

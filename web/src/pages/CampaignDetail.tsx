@@ -110,6 +110,20 @@ export function CampaignDetail({ id }: { id: number }) {
           <button type="button" onClick={() => void act('Cloned.', async () => navigate(`/campaigns/${(await api<Campaign>(`/campaigns/${id}/clone`, { method: 'POST' })).id}/edit`))}>
             Clone
           </button>
+          {['draft', 'completed', 'cancelled'].includes(campaign.status) && (
+            <button
+              type="button"
+              className="danger"
+              onClick={() => {
+                if (confirm('Delete this campaign? Messages it sent stay in the history.')) void act('Deleted.', async () => {
+                  await api(`/campaigns/${id}`, { method: 'DELETE' });
+                  navigate('/campaigns');
+                });
+              }}
+            >
+              Delete
+            </button>
+          )}
           {['draft', 'scheduled', 'running', 'paused'].includes(campaign.status) && (
             <button
               type="button"

@@ -41,6 +41,7 @@ export function Settings() {
         <Profile />
         <OptOutWords />
       </div>
+      <Password />
       <Tokens />
       {!me.team_member && <Webhooks />}
       {!me.team_member && <Members />}
@@ -435,5 +436,43 @@ function Members() {
         </div>
       )}
     </div>
+  );
+}
+
+function Password() {
+  const [current, setCurrent] = useState('');
+  const [next, setNext] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    setSaved(null);
+    try {
+      await api('/me/password', { method: 'POST', body: { current_password: current, new_password: next } });
+      setCurrent('');
+      setNext('');
+      setSaved('Password changed; your other sessions are signed out.');
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  };
+  return (
+    <form className="card" onSubmit={(e) => void submit(e)} aria-labelledby="password-title">
+      <h2 id="password-title">Password</h2>
+      <Notice error={error} />
+      <Notice kind="success">{saved}</Notice>
+      <div className="row">
+        <Field label="Current password">{(p) => <input {...p} type="password" autoComplete="current-password" required value={current} onChange={(e) => setCurrent(e.target.value)} />}</Field>
+        <Field label="New password" hint="at least 10 characters">
+          {(p) => <input {...p} type="password" autoComplete="new-password" required minLength={10} value={next} onChange={(e) => setNext(e.target.value)} />}
+        </Field>
+        <div className="row-button">
+          <button type="submit" className="primary">
+            Change password
+          </button>
+        </div>
+      </div>
+    </form>
   );
 }

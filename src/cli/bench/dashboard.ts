@@ -119,7 +119,7 @@ export async function benchDashboard(args: string[]): Promise<number> {
   }
   const leads = Number(v.leads);
   const runs = Number(v.runs);
-  if (!Number.isInteger(leads) || leads < 10_000 || !Number.isInteger(runs) || runs < 1 || (v.db !== 'pglite' && v.db !== 'postgres')) {
+  if (!Number.isInteger(leads) || leads < 1000 || !Number.isInteger(runs) || runs < 1 || (v.db !== 'pglite' && v.db !== 'postgres')) {
     process.stderr.write(`fleetcast bench dashboard: bad arguments\n\n${USAGE}`);
     return 2;
   }

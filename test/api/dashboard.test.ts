@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { DashboardService } from '../../src/services/dashboard.js';
 import { backends } from '../helpers/db.js';
 import { json, login, ok, openApi, tenant, type Caller, type TestApi } from '../helpers/api.js';
 
@@ -245,6 +246,27 @@ for (const backend of backends) {
       const mon = ok(await other.call('GET', '/api/v1/monitoring'));
       assert.deepEqual(mon.devices, []);
       assert.deepEqual(mon.recent_errors, []);
+    });
+
+    it("the live figures are today's figures, read once for every viewer of a tenant within the sharing window", async () => {
+      const actor = (await api.services.auth.byToken(a.token))!.actor;
+      const shared = new DashboardService(api.t.db, api.clock, 60_000);
+      const first = await shared.figures(actor);
+      assert.deepEqual(first.today, { sent: 4, delivered: 2, read: 1, replies: 1, failed: 1 });
+      assert.deepEqual(first.outbox, { pending: 1, held: 1, sending: 1 });
+      assert.equal(first.devices.online, 1);
+      assert.equal(first.sent_last_minute, 2);
+      assert.equal(first.sent_this_minute, 0);
+      const lead = await insertLead(api, a.userId, d.online, 'Late lead');
+      const id = await insertMessage(api, a.userId, { device: d.online, lead, campaign, status: 'sent', attemptAt: '2026-03-02T09:00:00Z' });
+      try {
+        assert.equal(await shared.figures(actor), first, 'a second viewer within the window shares the read');
+        const fresh = await new DashboardService(api.t.db, api.clock, 0).figures(actor);
+        assert.equal(fresh.today.sent, 5);
+        assert.equal(fresh.sent_this_minute, 1);
+      } finally {
+        await api.t.db.query(`delete from messages where id = $1`, [id]);
+      }
     });
 
     it('both need credentials', async () => {

@@ -1,5 +1,5 @@
 /** The shell: who is signed in, the navigation, and which page the path shows. */
-import { lazy, Suspense, useCallback, useEffect, useState, type ReactNode } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
 import { api, onSessionEnded, setCsrfToken, type Me } from './api';
 import { startLive, stopLive, useLiveConnected } from './live';
 import { Link, match, navigate, usePath } from './router';
@@ -67,11 +67,16 @@ function Shell({ session }: { session: Session }) {
   const live = useLiveConnected();
   const [menuOpen, setMenuOpen] = useState(false);
   const { title, page } = route(path);
+  const firstPath = useRef(path);
   useEffect(() => {
     document.title = `${title} · Fleetcast`;
     setMenuOpen(false);
-    // Move focus to the new page's content, as a page load would, so keyboard users start there.
-    document.getElementById('main')?.focus({ preventScroll: true });
+    // After moving to another page, focus goes to its content (a page load would start from the top,
+    // where "Skip to content" is the first stop; the first page shown keeps that).
+    if (path !== firstPath.current) {
+      firstPath.current = '';
+      document.getElementById('main')?.focus({ preventScroll: true });
+    }
   }, [path, title]);
   return (
     <div className="shell">

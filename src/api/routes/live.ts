@@ -38,6 +38,8 @@ async function resolveAgain(s: Services, req: FastifyRequest): Promise<Actor | n
   return secret ? ((await s.auth.bySession(secret))?.actor ?? null) : null;
 }
 
+const MAX_UNSENT_BYTES = 1_048_576;
+
 export function frame(type: string, data: unknown): string {
   // JSON.stringify never emits a raw newline, so one data line always carries the whole value.
   return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
@@ -79,7 +81,15 @@ export function liveRoutes(app: Api, s: Services, o: LiveOptions = {}): void {
       let closed = false;
       let unlisten: (() => Promise<void>) | null = null;
       const write = (chunk: string) => {
-        if (!closed) res.write(chunk);
+        if (closed) return;
+        // A client that stopped reading would make the process hold every event for it: past a
+        // megabyte unsent, the stream ends and the browser's EventSource reconnects afresh.
+        if (res.writableLength > MAX_UNSENT_BYTES) {
+          req.log.warn({ unsent: res.writableLength }, 'live stream not read: closed');
+          close();
+          return;
+        }
+        res.write(chunk);
       };
       const onEvent = (e: LiveEvent) => {
         if (visibleTo(e, viewer)) write(frame(e.type, e.data));

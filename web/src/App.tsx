@@ -1,24 +1,70 @@
 /** The shell: who is signed in, the navigation, and which page the path shows. */
-import { lazy, Suspense, useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
+import { Component, lazy, Suspense, useCallback, useEffect, useRef, useState, type ComponentType, type ReactNode } from 'react';
 import { api, onSessionEnded, setCsrfToken, type Me } from './api';
 import { startLive, stopLive, useLiveConnected } from './live';
 import { Link, match, navigate, usePath } from './router';
 import { SessionContext, type Session } from './session';
-import { Loading } from './ui';
+import { Loading, Notice } from './ui';
 import { SignIn } from './pages/SignIn';
 
 // Each page is its own chunk, fetched when first shown: the first load (the sign-in form) parses
 // React and the shell only.
-const Home = lazy(() => import('./pages/Home').then((m) => ({ default: m.Home })));
-const Devices = lazy(() => import('./pages/Devices').then((m) => ({ default: m.Devices })));
-const Leads = lazy(() => import('./pages/Leads').then((m) => ({ default: m.Leads })));
-const Campaigns = lazy(() => import('./pages/Campaigns').then((m) => ({ default: m.Campaigns })));
-const CampaignEditor = lazy(() => import('./pages/CampaignEditor').then((m) => ({ default: m.CampaignEditor })));
-const CampaignDetail = lazy(() => import('./pages/CampaignDetail').then((m) => ({ default: m.CampaignDetail })));
-const Sequences = lazy(() => import('./pages/Sequences').then((m) => ({ default: m.Sequences })));
-const SequenceDetail = lazy(() => import('./pages/SequenceDetail').then((m) => ({ default: m.SequenceDetail })));
-const Monitoring = lazy(() => import('./pages/Monitoring').then((m) => ({ default: m.Monitoring })));
-const Settings = lazy(() => import('./pages/Settings').then((m) => ({ default: m.Settings })));
+const RELOADED = 'fleetcast.reloaded_for_chunks';
+
+function lazyPage<P extends object>(load: () => Promise<ComponentType<P>>) {
+  return lazy(async () => {
+    try {
+      const component = await load();
+      sessionStorage.removeItem(RELOADED);
+      return { default: component };
+    } catch (err) {
+      // A new build replaced the chunks this page was served with: load the new build, once.
+      if (!sessionStorage.getItem(RELOADED)) {
+        sessionStorage.setItem(RELOADED, '1');
+        location.reload();
+        return new Promise<never>(() => undefined);
+      }
+      throw err;
+    }
+  });
+}
+
+const Home = lazyPage(() => import('./pages/Home').then((m) => m.Home));
+const Devices = lazyPage(() => import('./pages/Devices').then((m) => m.Devices));
+const Leads = lazyPage(() => import('./pages/Leads').then((m) => m.Leads));
+const Campaigns = lazyPage(() => import('./pages/Campaigns').then((m) => m.Campaigns));
+const CampaignEditor = lazyPage(() => import('./pages/CampaignEditor').then((m) => m.CampaignEditor));
+const CampaignDetail = lazyPage(() => import('./pages/CampaignDetail').then((m) => m.CampaignDetail));
+const Sequences = lazyPage(() => import('./pages/Sequences').then((m) => m.Sequences));
+const SequenceDetail = lazyPage(() => import('./pages/SequenceDetail').then((m) => m.SequenceDetail));
+const Monitoring = lazyPage(() => import('./pages/Monitoring').then((m) => m.Monitoring));
+const Settings = lazyPage(() => import('./pages/Settings').then((m) => m.Settings));
+
+/** A page that failed to render (or to load) says so instead of blanking the whole app. */
+class PageBoundary extends Component<{ path: string; children: ReactNode }, { error: Error | null; path: string }> {
+  override state = { error: null as Error | null, path: this.props.path };
+  static getDerivedStateFromError(error: Error) {
+    return { error };
+  }
+  static getDerivedStateFromProps(props: { path: string }, state: { error: Error | null; path: string }) {
+    // Another page starts afresh.
+    return props.path !== state.path ? { error: null, path: props.path } : null;
+  }
+  override render() {
+    if (this.state.error) {
+      return (
+        <section>
+          <h1>This page could not be shown</h1>
+          <Notice error={this.state.error.message} />
+          <button type="button" onClick={() => location.reload()}>
+            Reload
+          </button>
+        </section>
+      );
+    }
+    return this.props.children;
+  }
+}
 
 const SIGNED_IN = 'fleetcast.signed_in';
 
@@ -115,7 +161,9 @@ function Shell({ session }: { session: Session }) {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        <Suspense fallback={<Loading />}>{page}</Suspense>
+        <PageBoundary path={path}>
+          <Suspense fallback={<Loading />}>{page}</Suspense>
+        </PageBoundary>
       </main>
     </div>
   );

@@ -103,6 +103,8 @@ const schema = z.object({
   FLEETCAST_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).default(365),
   /** One log line per request (with its request id; secrets redacted). */
   FLEETCAST_LOG_REQUESTS: booleanVariable.default('false').transform((v) => v === 'true'),
+  /** How often the dashboard's live stream (GET /api/v1/live) sends its figures. */
+  FLEETCAST_LIVE_FIGURES_MS: z.coerce.number().int().min(200).max(600_000).default(2000),
   /** Where pg_dump and pg_restore are, for backups of a PostgreSQL database; default: PATH. */
   FLEETCAST_PG_BIN: z.string().min(1).optional(),
 }).refine((c) => c.FLEETCAST_WEBHOOK_RETRY_MAX_MS >= c.FLEETCAST_WEBHOOK_RETRY_BASE_MS, {

@@ -53,7 +53,15 @@ const byFastifyCode: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'the content type is not valid'],
 };
 
-export function installErrorHandling(app: FastifyInstance): void {
+/**
+ * `notFound.first` may answer an unknown route before the JSON 404 (the web app's index.html for
+ * a browser's deep link); it is filled in once the web app is installed.
+ */
+export interface NotFoundHook {
+  first?: ((req: FastifyRequest, reply: FastifyReply) => boolean) | undefined;
+}
+
+export function installErrorHandling(app: FastifyInstance, notFound: NotFoundHook = {}): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof AppError) {
       if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
@@ -79,5 +87,5 @@ export function installErrorHandling(app: FastifyInstance): void {
     req.log.error({ err }, 'request failed');
     return sendError(reply, 500, 'INTERNAL', 'internal error');
   });
-  app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler((req, reply) => (notFound.first?.(req, reply) ? reply : sendError(reply, 404, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 }

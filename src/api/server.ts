@@ -1,7 +1,7 @@
 /**
  * The HTTP server: JSON REST under /api/v1 (zod-validated, described by the OpenAPI document at
- * /docs/json with an interactive page at /docs), GET /healthz and /readyz, and (with a token)
- * /metrics (see metrics.ts). The engine runs beside it in the same process; the server only reads
+ * /docs/json with an interactive page at /docs), GET /healthz and /readyz, (with a token)
+ * /metrics (see metrics.ts), and the dashboard's built files (web-app.ts). The engine runs beside it in the same process; the server only reads
  * its figures.
  */
 import { randomUUID } from 'node:crypto';
@@ -12,7 +12,7 @@ import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { installAuditTrail } from './audit-trail.js';
 import { installAuth } from './auth.js';
-import { installErrorHandling } from './errors.js';
+import { installErrorHandling, type NotFoundHook } from './errors.js';
 import { healthRoutes, metricsRoute } from './metrics.js';
 import { accountRoutes } from './routes/accounts.js';
 import { auditRoutes } from './routes/audit.js';
@@ -25,6 +25,9 @@ import { leadRoutes } from './routes/leads.js';
 import { mediaRoutes } from './routes/media.js';
 import { sequenceRoutes } from './routes/sequences.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { liveRoutes, type LiveOptions } from './routes/live.js';
+import { DEFAULT_WEB_ROOT, installWebApp } from './web-app.js';
 import type { Api, Services } from './types.js';
 import type { FleetcastMetrics } from '../services/metrics/registry.js';
 import type { Logger } from '../logger.js';
@@ -42,6 +45,10 @@ export interface ServerOptions {
   logRequests?: boolean | undefined;
   /** `/metrics` on this listener, behind this bearer token (absent: no such route, 404). */
   metrics?: { registry: FleetcastMetrics; token: string } | undefined;
+  /** The built dashboard (index.html and assets/); default dist/web. Null: no dashboard at all. */
+  webRoot?: string | null | undefined;
+  /** The live stream's pace (figures, heartbeats). */
+  live?: LiveOptions | undefined;
 }
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -69,7 +76,8 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  installErrorHandling(app);
+  const notFound: NotFoundHook = {};
+  installErrorHandling(app, notFound);
   if (opts.metrics) metricsRoute(app, opts.metrics.registry, opts.metrics.token);
   if (opts.api === false) {
     healthRoutes(app, s);
@@ -115,6 +123,9 @@ export async function buildServer(s: Services, opts: ServerOptions = {}): Promis
   cloudApiRoutes(app, s);
   webhookRoutes(app, s);
   auditRoutes(app, s);
+  dashboardRoutes(app, s);
+  liveRoutes(app, s, opts.live);
+  if (opts.webRoot !== null) notFound.first = (await installWebApp(app, opts.webRoot ?? DEFAULT_WEB_ROOT)).fallback;
   await app.ready();
   return app;
 }

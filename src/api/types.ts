@@ -8,6 +8,7 @@ import type { AuditService } from '../services/audit/service.js';
 import type { TokenService } from '../services/accounts/tokens.js';
 import type { UserService } from '../services/accounts/users.js';
 import type { CampaignService } from '../services/campaigns.js';
+import type { DashboardService } from '../services/dashboard.js';
 import type { DeviceService } from '../services/devices.js';
 import type { DeviceLinkService } from '../services/devices/link-service.js';
 import type { CloudApiService } from '../services/devices/cloud-api.js';
@@ -36,6 +37,7 @@ export interface Services {
   cloudApi: CloudApiService;
   webhooks: WebhookService;
   audit: AuditService;
+  dashboard: DashboardService;
   /** The engine running in this process, for health figures; absent in API-only tests. */
   engine?: Engine | undefined;
 }

@@ -9,6 +9,7 @@ import { machine, printTable } from './bench/report.js';
  */
 const others: Record<string, (args: string[]) => Promise<number>> = {
   campaign: async (a) => (await import('./bench/campaign.js')).benchCampaign(a),
+  dashboard: async (a) => (await import('./bench/dashboard.js')).benchDashboard(a),
   'graphile-worker': async (a) => (await import('./bench/graphile.js')).benchGraphile(a),
   'graphile-worker-run': async (a) => (await import('./bench/graphile.js')).graphileRun(a[0] ?? '{}'),
   import: async (a) => (await import('./bench/import.js')).benchImport(a),
@@ -17,7 +18,7 @@ const others: Record<string, (args: string[]) => Promise<number>> = {
   sequence: async (a) => (await import('./bench/sequence.js')).benchSequence(a),
 };
 
-const USAGE = `usage: fleetcast bench [dispatch|campaign|pool|sequence|import|lead-list|graphile-worker] [options]
+const USAGE = `usage: fleetcast bench [dispatch|campaign|pool|sequence|import|lead-list|dashboard|graphile-worker] [options]
   (fleetcast bench <name> --help; with no name, every benchmark and one table: fleetcast bench --help)
 
 fleetcast bench dispatch [--devices N] [--messages N] [--db pglite|postgres] [--json]

@@ -15,6 +15,8 @@ const USAGE = `usage: fleetcast <command> [options]
 commands:
   serve [--role all|api|worker]  run the HTTP server and the engine (PORT, FLEETCAST_DATA_DIR, DATABASE_URL);
                                 api: the HTTP API only; worker: the engine only (health routes on PORT)
+  demo [--data-dir DIR] [--password PW] [--port N]
+                                the server with simulated devices and sample data (./data-demo)
   migrate                       apply database migrations and exit
   backup FILE                   write the database and media files to FILE (PGlite: stop the server first)
   restore FILE [--force]        restore a backup; --force replaces a database that is not empty
@@ -35,6 +37,10 @@ async function main(argv: string[]): Promise<number> {
       const { serve, parseServeArgs } = await import('./serve.js');
       await serve(parseServeArgs(rest));
       return -1;
+    }
+    case 'demo': {
+      const { demoCommand } = await import('./demo.js');
+      return demoCommand(rest);
     }
     case 'migrate': {
       const { migrateCommand } = await import('./migrate.js');

@@ -21,6 +21,7 @@ import { migrate } from '../store/migrate.js';
 import { openStore } from '../store/open.js';
 import { SimulatorTransport } from '../transports/simulator.js';
 import { DeviceLinkRunner } from '../services/devices/link-runner.js';
+import { LiveRelay } from '../services/live/engine-relay.js';
 import { isDeviceLinked } from '../store/sql/device-links.js';
 import { loadSecretKey, SecretBox } from '../services/secrets/secret-box.js';
 import { mediaPath } from '../services/media/store.js';
@@ -48,7 +49,7 @@ export function parseServeArgs(args: string[]): ServeArgs {
   return { role: values.role as Role };
 }
 
-export async function serve(args: ServeArgs = {}): Promise<void> {
+export async function serve(args: ServeArgs = {}): Promise<{ address: string }> {
   const cfg = loadConfig();
   const role = args.role ?? cfg.FLEETCAST_ROLE;
   const runsApi = role !== 'worker';
@@ -134,6 +135,9 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
   // may have links to resume.
   const links = engine ? new DeviceLinkRunner(db, clock, transports, engine, log.child({ component: 'links' })) : undefined;
   await links?.start();
+  // The dashboards hear what this engine sees (device status, campaign state and progress).
+  const relay = engine ? new LiveRelay(db, clock, engine.events) : undefined;
+  relay?.start();
   await engine?.start();
   // Webhooks go out wherever the engine runs; every such process shares the deliveries.
   const deliverer = engine
@@ -188,6 +192,7 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     api: runsApi,
     logRequests: cfg.FLEETCAST_LOG_REQUESTS,
     metrics: metrics && cfg.FLEETCAST_METRICS_TOKEN !== undefined ? { registry: metrics, token: cfg.FLEETCAST_METRICS_TOKEN } : undefined,
+    live: { figuresMs: cfg.FLEETCAST_LIVE_FIGURES_MS },
   });
   let address: string;
   let adminListener: Awaited<ReturnType<typeof startAdminListener>> | undefined;
@@ -203,6 +208,7 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     await app.close();
     await deliverer?.stop();
     await engine?.stop();
+    await relay?.stop();
     await links?.stop();
     await baileys.close();
     simulator.close();
@@ -225,6 +231,7 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
     await deliverer?.stop();
     // Finishes the sends in flight, records them and hands the devices to the other workers.
     await engine?.stop();
+    await relay?.stop();
     await links?.stop();
     await baileys.close();
     simulator.close();
@@ -233,4 +240,5 @@ export async function serve(args: ServeArgs = {}): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  return { address };
 }

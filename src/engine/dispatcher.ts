@@ -590,7 +590,7 @@ export class Dispatcher {
       }
       this.stats.recorded += outcomes.length;
       const now = this.clock.now();
-      this.events.emit('outcomes.recorded', { count: outcomes.length, at: now, devices: [...devices], statuses: statuses.size, outcomes });
+      this.events.emit('outcomes.recorded', { count: outcomes.length, at: now, devices: [...devices], statuses: statuses.size, outcomes, campaigns });
       await closeFinishedCampaigns(this.db, this.events, campaigns, now);
       if (progressed) await this.announceProgress(progressed, now);
     } catch (error) {

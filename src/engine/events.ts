@@ -13,9 +13,10 @@ export interface EngineEventMap {
   'campaign.completed': { campaignId: number; at: number };
   /**
    * `devices`: the devices whose messages these outcomes were; `statuses`: device status changes
-   * written with them; `outcomes`: the batch itself (metrics read it; listeners must not change it).
+   * written with them; `outcomes`: the batch itself (metrics read it; listeners must not change it);
+   * `campaigns`: the campaigns with a message settled in the batch (the dashboard's progress).
    */
-  'outcomes.recorded': { count: number; at: number; devices: number[]; statuses: number; outcomes?: readonly Outcome[] };
+  'outcomes.recorded': { count: number; at: number; devices: number[]; statuses: number; outcomes?: readonly Outcome[]; campaigns?: readonly number[] };
   'sequence.planned': { messages: number; at: number };
   'enrollments.progressed': { next: number; completed: number; exited: number; chained: number; at: number };
   'enrollments.exited': { leadIds: number[]; reason: string; exited: number; at: number };

@@ -45,6 +45,7 @@ import { campaignBodySql } from '../engine/materialise.js';
 import { forecastCampaign, type Forecast } from './forecast.js';
 import { liveDeviceIds } from '../store/sql/members.js';
 import { ensureWindow } from '../store/sql/windows.js';
+import { publishLive } from './live/channel.js';
 import type { Actor } from './actor.js';
 import { iso } from './accounts/views.js';
 import { AppError, conflict, forbidden, notFound, type ErrorDetail } from './errors.js';
@@ -466,6 +467,12 @@ export class CampaignService {
     return this.db.notify(CAMPAIGNS_CHANNEL, JSON.stringify({ campaign: id }));
   }
 
+  /** The dashboards watching the tenant hear of a change made here (the engine's own are relayed). */
+  private async stateChanged(actor: Actor, view: CampaignView): Promise<CampaignView> {
+    await publishLive(this.db, { tenantId: actor.tenantId, type: 'campaign.state', at: this.clock.now(), data: { campaign_id: view.id, status: view.status } });
+    return view;
+  }
+
   async list(actor: Actor, page: { after?: number | undefined; limit: number; statuses?: string[] | undefined }): Promise<CampaignView[]> {
     this.guard(actor);
     return (await listCampaignRows(this.db, actor.tenantId, page)).map((c) => campaignView(c));
@@ -586,7 +593,7 @@ export class CampaignService {
       if (!(await scheduleCampaignRow(tx, actor.tenantId, id, now))) await this.refused(tx, actor, id, 'only a draft can be scheduled');
     });
     await this.announce(id);
-    return this.view(this.db, actor, id);
+    return this.stateChanged(actor, await this.view(this.db, actor, id));
   }
 
   /**
@@ -603,7 +610,7 @@ export class CampaignService {
       await holdCampaignMessages(tx, id);
     });
     await this.announce(id);
-    return this.view(this.db, actor, id);
+    return this.stateChanged(actor, await this.view(this.db, actor, id));
   }
 
   /**
@@ -625,7 +632,7 @@ export class CampaignService {
     });
     await this.announce(id);
     if (status === 'running') await this.db.notify(WORK_CHANNEL, JSON.stringify({ campaign: id }));
-    return this.view(this.db, actor, id);
+    return this.stateChanged(actor, await this.view(this.db, actor, id));
   }
 
   /**
@@ -643,7 +650,7 @@ export class CampaignService {
       await clearPoolQueue(tx, id);
     });
     await this.announce(id);
-    return this.view(this.db, actor, id);
+    return this.stateChanged(actor, await this.view(this.db, actor, id));
   }
 
   async clone(actor: Actor, id: number): Promise<CampaignView> {

@@ -21,6 +21,7 @@ import type { Actor } from './actor.js';
 import { iso } from './accounts/views.js';
 import { AppError, forbidden, notFound } from './errors.js';
 import { normalisePhone } from './leads/phone.js';
+import { publishLive } from './live/channel.js';
 import type { DeviceLifecycle } from './devices/lifecycle.js';
 
 export interface DeviceView {
@@ -94,6 +95,17 @@ export class DeviceService {
 
   private announce(ids: number[]): Promise<void> {
     return this.db.notify(DEVICES_CHANNEL, JSON.stringify({ devices: ids }));
+  }
+
+  /** A pause or resume, told to the dashboards watching (`device.status`, as the engine's changes). */
+  private async paused(actor: Actor, row: DeviceRow): Promise<void> {
+    await publishLive(this.db, {
+      tenantId: actor.tenantId,
+      deviceId: row.id,
+      type: 'device.status',
+      at: this.clock.now(),
+      data: { device_id: row.id, status: row.status, paused_until: iso(row.paused_until), reason: row.pause_reason, at: this.now().toISOString() },
+    });
   }
 
   private phone(actor: Actor, raw: string | null | undefined): string | null | undefined {
@@ -192,6 +204,7 @@ export class DeviceService {
       pauseReason: reason ?? 'paused by user',
     });
     await this.announce([id]);
+    await this.paused(actor, row!);
     return deviceView(row!);
   }
 
@@ -199,6 +212,7 @@ export class DeviceService {
     await this.own(actor, id);
     const row = await updateDevice(this.db, actor.tenantId, id, { pausedUntil: null, pauseReason: null });
     await this.announce([id]);
+    await this.paused(actor, row!);
     return deviceView(row!);
   }
 

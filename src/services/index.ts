@@ -10,6 +10,7 @@ import { PasswordHasher } from './accounts/passwords.js';
 import { TokenService } from './accounts/tokens.js';
 import { UserService } from './accounts/users.js';
 import { CampaignService, type MediaPreparer } from './campaigns.js';
+import { DashboardService } from './dashboard.js';
 import { DeviceService } from './devices.js';
 import { DeviceLinkService } from './devices/link-service.js';
 import { CloudApiService } from './devices/cloud-api.js';
@@ -69,6 +70,7 @@ export function createServices(db: Db, clock: Clock, o: ServiceOptions): Service
     deviceLinks,
     cloudApi: new CloudApiService(db, clock, box, o.optOutWords),
     audit: new AuditService(db, clock),
+    dashboard: new DashboardService(db, clock),
     webhooks: new WebhookService(db, clock, { secrets: new WebhookSecrets(box), allowPrivateAddresses: o.webhookAllowPrivateAddresses ?? false }),
     engine: o.engine,
   };

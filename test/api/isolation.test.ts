@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { backends } from '../helpers/db.js';
 import { json, login, openApi, tenant, type Caller, type TestApi } from '../helpers/api.js';
+import { listenOnce, openSse } from '../helpers/sse.js';
+import { publishLive } from '../../src/services/live/channel.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -40,6 +42,8 @@ interface Probe {
   /** Other answers that show rows: true when this one shows one of A's. */
   leaks?: (body: any, a: Ids) => boolean;
   contentType?: string;
+  /** A Server-Sent Events stream: read over a socket until its first `figures` event. */
+  stream?: boolean;
 }
 
 const probes: Record<string, Probe> = {
@@ -164,6 +168,16 @@ const probes: Record<string, Probe> = {
 
   // The audit log is an admin's: a member is refused.
   'GET /api/v1/audit': { expect: 403 },
+
+  'GET /api/v1/dashboard': {
+    expect: 200,
+    leaks: (body, a) => body.campaigns.some((c: { id: number }) => c.id === a.campaign) || body.sequences.some((q: { id: number }) => q.id === a.sequence),
+  },
+  'GET /api/v1/monitoring': {
+    expect: 200,
+    leaks: (body, a) => body.devices.some((d: { id: number }) => d.id === a.device) || body.recent_errors.some((e: { device_id: number }) => e.device_id === a.device),
+  },
+  'GET /api/v1/live': { expect: 200, stream: true, leaks: (frames, a) => (frames as { data: any }[]).some((f) => f.data?.device_id === a.device || f.data?.import_id === a.import) },
 };
 
 function fill(path: string, a: Ids): string {
@@ -219,7 +233,7 @@ for (const backend of backends) {
     let a: Caller;
     let ids: Ids;
     before(async () => {
-      api = await openApi(backend);
+      api = await openApi(backend, { server: { live: { figuresMs: 100 } } });
       a = await tenant(api);
       const ok = async (res: import('fastify').LightMyRequestResponse) => {
         assert.ok(res.statusCode < 300, `${res.statusCode} ${res.body}`);
@@ -292,6 +306,24 @@ for (const backend of backends) {
             const body = probe.body?.(ids);
             const headers: Record<string, string> = via === 'token' ? { authorization: `Bearer ${b.token}` } : { ...cookieHeaders };
             if (probe.contentType) headers['content-type'] = probe.contentType;
+            if (probe.stream) {
+              // A's own event goes out while B watches: B's stream must not carry it.
+              const sse = await openSse(await listenOnce(api.app), url, headers);
+              try {
+                if (sse.status === 200) {
+                  await sse.next((f) => f.event === 'figures');
+                  await publishLive(api.t.db, { tenantId: a.userId, deviceId: ids.device, type: 'device.status', at: api.clock.now(), data: { device_id: ids.device, status: 'online' } });
+                  await publishLive(api.t.db, { tenantId: b.userId, type: 'walk.done', at: api.clock.now(), data: {} });
+                  await sse.next((f) => f.event === 'walk.done');
+                }
+              } finally {
+                sse.close();
+              }
+              const expected = Array.isArray(probe.expect) ? probe.expect : [probe.expect];
+              if (!expected.includes(sse.status)) failures.push(`${key} -> ${sse.status}`);
+              if (probe.leaks?.(sse.frames, ids)) failures.push(`${key} shows the first tenant's events`);
+              continue;
+            }
             const res = await api.app.inject({
               method: m.toUpperCase() as Method,
               url,

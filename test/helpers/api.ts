@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import { buildServer } from '../../src/api/server.js';
+import { buildServer, type ServerOptions } from '../../src/api/server.js';
 import type { Api, Services } from '../../src/api/types.js';
 import type { Clock } from '../../src/engine/clock.js';
 import { PasswordHasher } from '../../src/services/accounts/passwords.js';
@@ -50,7 +50,10 @@ export interface TestApi {
 
 export const cheapPasswords = new PasswordHasher(10);
 
-export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSettings>; importMaxBytes?: number; transports?: string[] } = {}): Promise<TestApi> {
+export async function openApi(
+  backend: Backend,
+  opts: { auth?: Partial<AuthSettings>; importMaxBytes?: number; transports?: string[]; server?: ServerOptions } = {},
+): Promise<TestApi> {
   const t = await openTestDb(backend);
   const clock = new ManualClock();
   const importDir = mkdtempSync(join(tmpdir(), 'fleetcast-imports-'));
@@ -70,7 +73,8 @@ export async function openApi(backend: Backend, opts: { auth?: Partial<AuthSetti
     passwords: cheapPasswords,
     auth: opts.auth,
   });
-  const app = await buildServer(services, { logger: quietLog });
+  // No built dashboard unless a test gives one: the API's answers must not depend on dist/web.
+  const app = await buildServer(services, { logger: quietLog, webRoot: null, ...opts.server });
   return {
     app,
     services,

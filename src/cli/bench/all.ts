@@ -17,7 +17,8 @@ Runs every benchmark and prints one table (each benchmark alone: fleetcast bench
   --scale X       a fraction of every size, to try the run out (default 1: the full sizes)
   --only NAMES    only these rows' benchmarks, comma-separated (dispatch-pglite, dispatch-postgres,
                   dispatch-postgres-3, graphile-worker, graphile-worker-3, campaign-postgres,
-                  campaign-pglite, sequence-postgres, import-pglite, lead-list-pglite)
+                  campaign-pglite, sequence-postgres, import-pglite, lead-list-pglite,
+                  dashboard-pglite)
   --write FILE    also write the table into FILE between its bench-table markers
                   (docs/benchmarks.md)
   --json          print the rows as one JSON object instead of the table
@@ -111,6 +112,15 @@ const SPECS: Spec[] = [
     figure: (r) => `p99 ${fmt((r.latencyMs as { p99: number }).p99)} ms (${fmt(r.requestsPerSecond)} req/s)`,
     target: 'p99 <= 50 ms',
     met: (r) => (r.latencyMs as { p99: number }).p99 <= 50,
+  },
+  {
+    name: 'dashboard-pglite',
+    what: "API: the dashboard's figures, 1M-lead tenant with 3M messages, PGlite",
+    args: (s) => ['dashboard', '--db', 'pglite', '--leads', n(1e6, s)],
+    figure: (r) => {
+      const l = r.latencyMs as Record<string, { p50: number; p99: number }>;
+      return `dashboard p99 ${fmt(l.dashboard?.p99)} ms, monitoring p99 ${fmt(l.monitoring?.p99)} ms`;
+    },
   },
 ];
 

@@ -5,6 +5,7 @@ import { sql as sequences } from './004_sequences.js';
 import { sql as operations } from './005_operations.js';
 import { sql as transports } from './006_transports.js';
 import { sql as engineProcesses } from './008_engine_processes.js';
+import { sql as dashboard } from './009_dashboard.js';
 
 export interface Migration {
   version: number;
@@ -21,4 +22,5 @@ export const migrations: readonly Migration[] = [
   { version: 5, name: 'operations', sql: operations },
   { version: 6, name: 'transports', sql: transports },
   { version: 8, name: 'engine_processes', sql: engineProcesses },
+  { version: 9, name: 'dashboard', sql: dashboard },
 ];

@@ -74,7 +74,9 @@ const RESTRICTED = queueDeliveries('q', {
 export async function pauseDevice(db: Queryable, id: number, until: Date, reason: string, now: Date): Promise<void> {
   await db.query(
     `with w as (
-       update devices set paused_until = greatest(coalesce(paused_until, $2), $2), pause_reason = $3 where id = $1
+       update devices set paused_until = greatest(coalesce(paused_until, $2), $2), pause_reason = $3,
+              restricted_until = greatest(coalesce(restricted_until, $2), $2)
+        where id = $1
        returning id, user_id, phone, paused_until, pause_reason),
      ${RESTRICTED}
      select 1`,

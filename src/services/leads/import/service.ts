@@ -38,6 +38,7 @@ import type { Actor } from '../../actor.js';
 import { AppError, notFound, unprocessable } from '../../errors.js';
 import { resolveImportOptions, type ImportOptions, type ResolvedImportOptions } from './options.js';
 import { ImportFailure, importLeadsFile } from './run.js';
+import { publishLive } from '../../live/channel.js';
 
 export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_STALE_MS = 2 * 60_000;
@@ -283,6 +284,30 @@ export class LeadImports {
     this.current = { job, done };
   }
 
+  /**
+   * The dashboard's progress bar (`import.progress`). It names the import's device, if any, so the
+   * team member who imported onto its device sees it too. Never fails the import.
+   */
+  private async publishProgress(job: Job, status: string, c: ImportCounts, errorCode: string | null = null): Promise<void> {
+    await publishLive(this.db, {
+      tenantId: job.actor.tenantId,
+      ...(job.options.deviceId !== null ? { deviceId: job.options.deviceId } : {}),
+      type: 'import.progress',
+      at: this.clock.now(),
+      data: {
+        import_id: job.id,
+        status,
+        rows_total: c.rowsTotal,
+        inserted: c.inserted,
+        updated: c.updated,
+        skipped: c.skipped,
+        failed: c.failed,
+        bytes_read: c.bytesRead,
+        error_code: errorCode,
+      },
+    }).catch((err: unknown) => this.log.warn({ err, importId: job.id }, 'could not publish lead import progress'));
+  }
+
   private async run(job: Job): Promise<void> {
     const counts = zero();
     try {
@@ -302,6 +327,7 @@ export class LeadImports {
         onProgress: async (c) => {
           const now = this.now();
           await saveImportProgress(this.db, job.id, c, now);
+          await this.publishProgress(job, 'running', c);
           await touchImports(
             this.db,
             this.queue.map((j) => j.id),
@@ -310,6 +336,7 @@ export class LeadImports {
         },
       });
       await finishImport(this.db, job.id, { status: 'completed', counts }, this.now());
+      await this.publishProgress(job, 'completed', counts);
       this.log.info({ importId: job.id, tenantId: job.actor.tenantId, ...counts }, 'lead import completed');
     } catch (err) {
       const failure = err instanceof ImportFailure ? err : null;
@@ -326,6 +353,7 @@ export class LeadImports {
         },
         this.now(),
       ).catch((e: unknown) => this.log.error({ err: e, importId: job.id }, 'could not record a failed lead import'));
+      await this.publishProgress(job, 'failed', counts, failure?.code ?? 'IMPORT_INTERNAL_ERROR');
     } finally {
       await rm(job.file, { force: true });
     }

@@ -17,6 +17,8 @@ import type { SendWindow } from '../engine/pacing.js';
 import type { Db, Queryable } from '../store/db.js';
 import {
   campaignDeviceCounts,
+  campaignFailureReasons,
+  campaignFailures,
   campaignMessageCounts,
   cancelCampaignMessages,
   clearPoolQueue,
@@ -323,6 +325,23 @@ export interface StatusSummary {
   cancelled: number;
   /** skipped (not on WhatsApp, lead given a device of its own) and unknown (a crash with no proof). */
   other: number;
+}
+
+export interface CampaignFailuresView {
+  data: {
+    id: number;
+    device_id: number;
+    device_name: string | null;
+    lead_id: number;
+    lead_name: string | null;
+    phone: string;
+    attempts: number;
+    error_code: string | null;
+    error: string | null;
+    failed_at: string | null;
+  }[];
+  /** On the first page only: every failure of the campaign by reason. */
+  reasons: { code: string | null; count: number; example: string | null }[] | null;
 }
 
 export interface CampaignStats {
@@ -709,6 +728,34 @@ export class CampaignService {
       totals: summarise(counts),
       queued,
       devices: devices.map((d) => ({ device_id: d.device_id, ...summarise(d.counts) })),
+    };
+  }
+
+  /**
+   * The campaign's failed messages, newest first (keyset pages), with the reasons they failed for
+   * and how many failed for each: what the retry would send again.
+   */
+  async failures(actor: Actor, id: number, page: { before?: number | undefined; limit: number }): Promise<CampaignFailuresView> {
+    this.guard(actor);
+    await this.own(this.db, actor, id);
+    const [rows, reasons] = await Promise.all([
+      campaignFailures(this.db, actor.tenantId, id, page.before, page.limit),
+      page.before === undefined ? campaignFailureReasons(this.db, actor.tenantId, id) : Promise.resolve(null),
+    ]);
+    return {
+      data: rows.map((r) => ({
+        id: r.id,
+        device_id: r.device_id,
+        device_name: r.device_name,
+        lead_id: r.lead_id,
+        lead_name: r.lead_name,
+        phone: r.phone,
+        attempts: r.attempts,
+        error_code: r.error_code,
+        error: r.error,
+        failed_at: r.failed_at ? r.failed_at.toISOString() : null,
+      })),
+      reasons,
     };
   }
 

@@ -941,6 +941,59 @@ for (const backend of backends) {
       assert.deepEqual((await messageRows(api.t.db, c.id)).map((m) => m.status), ['failed', 'cancelled']);
     });
 
+    it('lists a campaign’s failures newest first with their reasons, in pages, and only its own', async () => {
+      const owner = await tenant(api);
+      const d1 = await device(owner, 'north');
+      const d2 = await device(owner, 'south');
+      await leads(owner, d1, 4);
+      await leads(owner, d2, 3);
+      const c = ok(await owner.call('POST', base, { ...draft, schedule: true }), 201);
+      assert.equal(await start(c.id), 7);
+      const rows = await messageRows(api.t.db, c.id);
+      const [a1, a2, a3] = rows.filter((m) => m.device_id === d1).map((m) => m.id);
+      const [b1, b2] = rows.filter((m) => m.device_id === d2).map((m) => m.id);
+      await fail([a1!, a2!, b1!]);
+      await api.t.db.query(
+        `update messages set status = 'failed', error_code = 'not_on_whatsapp', error = 'not on WhatsApp', finished_at = $2, attempts = 1 where id = $1`,
+        [b2, now()],
+      );
+      await setStatus([a3!], 'sent');
+      // Another campaign's failure is not this one's.
+      const other = ok(await owner.call('POST', base, { ...draft, schedule: true }), 201);
+      await api.t.db.query(
+        `insert into messages (user_id, device_id, lead_id, phone, campaign_id, body, status, error_code, not_before, created_at)
+         select user_id, device_id, lead_id, phone, $2, body, 'failed', 'transport_error', not_before, created_at from messages where id = $1`,
+        [a3, other.id],
+      );
+
+      const first = ok(await owner.call('GET', `${base}/${c.id}/failures?limit=3`));
+      assert.deepEqual(first.data.map((f: { id: number }) => f.id), [b2, b1, a2].sort((x, y) => y! - x!));
+      assert.deepEqual(first.reasons, [
+        { code: 'transport_error', count: 3, example: 'boom' },
+        { code: 'not_on_whatsapp', count: 1, example: 'not on WhatsApp' },
+      ]);
+      const f0 = first.data.find((f: { id: number }) => f.id === b2);
+      assert.equal(f0.device_id, d2);
+      assert.equal(f0.device_name, 'south');
+      assert.equal(f0.error_code, 'not_on_whatsapp');
+      assert.equal(f0.attempts, 1);
+      assert.match(f0.phone, /^\+\d+$/);
+      assert.equal(typeof f0.failed_at, 'string');
+      assert.ok(first.next_cursor);
+      const second = ok(await owner.call('GET', `${base}/${c.id}/failures?limit=3&cursor=${first.next_cursor}`));
+      assert.deepEqual(second.data.map((f: { id: number }) => f.id), [a1]);
+      assert.equal(second.next_cursor, null);
+      assert.equal(second.reasons, null, 'reasons come with the first page only');
+
+      // A retry sends them again: the list is empty afterwards.
+      ok(await owner.call('POST', `${base}/${c.id}/retry`, {}));
+      assert.deepEqual(ok(await owner.call('GET', `${base}/${c.id}/failures`)), { data: [], next_cursor: null, reasons: [] });
+      // Bad input is refused with the error shape; another tenant gets 404.
+      expectError(await owner.call('GET', `${base}/${c.id}/failures?limit=0`), 400, 'VALIDATION_FAILED');
+      const stranger = await tenant(api);
+      expectError(await stranger.call('GET', `${base}/${c.id}/failures`), 404, 'CAMPAIGN_NOT_FOUND');
+    });
+
     it('counts a campaign’s messages for its statistics, in total and per device', async () => {
       const owner = await tenant(api);
       const d1 = await device(owner, 'one');

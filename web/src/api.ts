@@ -108,6 +108,23 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
+/** GET /campaigns/:id/failures: a page of failed messages, and on the first page every failure by reason. */
+export interface CampaignFailure {
+  id: number;
+  device_id: number;
+  device_name: string | null;
+  lead_id: number;
+  lead_name: string | null;
+  phone: string;
+  attempts: number;
+  error_code: string | null;
+  error: string | null;
+  failed_at: string | null;
+}
+export interface CampaignFailures extends Page<CampaignFailure> {
+  reasons: { code: string | null; count: number; example: string | null }[] | null;
+}
+
 // ---- The shapes the pages read (see /openapi.json) -----------------------------------------
 
 export interface User {

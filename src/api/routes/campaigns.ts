@@ -257,6 +257,41 @@ export function campaignRoutes(app: Api, s: Services): void {
     },
     handler: async (req) => s.campaigns.stats(actorOf(req), req.params.id),
   });
+  const failure = z.object({
+    id: z.number().int().describe('the message'),
+    device_id: z.number().int(),
+    device_name: z.string().nullable(),
+    lead_id: z.number().int(),
+    lead_name: z.string().nullable(),
+    phone: z.string(),
+    attempts: z.number().int(),
+    error_code: z.string().nullable(),
+    error: z.string().nullable(),
+    failed_at: nullableTimestamp,
+  });
+  app.get('/api/v1/campaigns/:id/failures', {
+    schema: {
+      tags: ['campaigns'],
+      summary: "A campaign's failed messages",
+      description:
+        'Newest first, in keyset pages; the first page also counts every failure of the campaign by reason (`reasons`, most frequent first; null on later pages). `POST /campaigns/{id}/retry` sends them again.',
+      security,
+      params: idParams,
+      querystring: z.strictObject(pageQuery),
+      response: {
+        200: z.object({
+          data: z.array(failure),
+          next_cursor: z.string().nullable(),
+          reasons: z.array(z.object({ code: z.string().nullable(), count: z.number().int(), example: z.string().nullable() })).nullable(),
+        }),
+        ...errors,
+      },
+    },
+    handler: async (req) => {
+      const out = await s.campaigns.failures(actorOf(req), req.params.id, { before: cursorOf(req.query.cursor), limit: req.query.limit });
+      return { ...pageOf(out.data, req.query.limit), reasons: out.reasons };
+    },
+  });
   const preview = z.object({
     data: z.array(z.object({ lead_id: z.number().int(), name: z.string(), phone: z.string(), text: z.string() })),
   });

@@ -6,6 +6,7 @@ import { sql as operations } from './005_operations.js';
 import { sql as transports } from './006_transports.js';
 import { sql as engineProcesses } from './008_engine_processes.js';
 import { sql as dashboard } from './009_dashboard.js';
+import { sql as campaignFailures } from './010_campaign_failures.js';
 
 export interface Migration {
   version: number;
@@ -23,4 +24,5 @@ export const migrations: readonly Migration[] = [
   { version: 6, name: 'transports', sql: transports },
   { version: 8, name: 'engine_processes', sql: engineProcesses },
   { version: 9, name: 'dashboard', sql: dashboard },
+  { version: 10, name: 'campaign_failures', sql: campaignFailures },
 ];

@@ -327,3 +327,49 @@ export async function campaignMessageCounts(db: Queryable, tenantId: number, cam
   for (const r of res.rows) counts[r.status] = r.n;
   return counts;
 }
+
+export interface CampaignFailureRow {
+  id: number;
+  device_id: number;
+  device_name: string | null;
+  lead_id: number;
+  lead_name: string | null;
+  phone: string;
+  attempts: number;
+  error_code: string | null;
+  error: string | null;
+  failed_at: Date | null;
+}
+
+/**
+ * The campaign's failed messages, newest first, `before` an id (keyset). Shape: a backward walk of
+ * messages_campaign_failed_idx, which holds failed rows only, so the cost is the page, never the
+ * campaign's sent rows.
+ */
+export async function campaignFailures(db: Queryable, tenantId: number, campaignId: number, before: number | undefined, limit: number): Promise<CampaignFailureRow[]> {
+  const res = await db.query<CampaignFailureRow>(
+    `select m.id, m.device_id, d.name as device_name, m.lead_id, l.name as lead_name, m.phone, m.attempts,
+            m.error_code, m.error, m.finished_at as failed_at
+       from messages m
+       left join devices d on d.id = m.device_id and d.user_id = $2
+       left join leads l on l.id = m.lead_id and l.user_id = $2
+      where m.campaign_id = $1 and m.status = 'failed' and m.user_id = $2 and ($3::bigint is null or m.id < $3)
+      order by m.id desc
+      limit $4`,
+    [campaignId, tenantId, before ?? null, limit],
+  );
+  return res.rows.map((r) => ({ ...r, id: Number(r.id), device_id: Number(r.device_id), lead_id: Number(r.lead_id) }));
+}
+
+/** The campaign's failures by reason (error code), most frequent first; same index as campaignFailures. */
+export async function campaignFailureReasons(db: Queryable, tenantId: number, campaignId: number): Promise<{ code: string | null; count: number; example: string | null }[]> {
+  const res = await db.query<{ code: string | null; count: number; example: string | null }>(
+    `select error_code as code, count(*)::int as count, min(error) as example
+       from messages
+      where campaign_id = $1 and status = 'failed' and user_id = $2
+      group by error_code
+      order by count(*) desc, error_code nulls last`,
+    [campaignId, tenantId],
+  );
+  return res.rows;
+}

@@ -1,6 +1,6 @@
 /** One campaign as it runs: progress, per-device breakdown, failures, forecast, and its actions. */
 import { useState } from 'react';
-import { api, messageOf, type Campaign, type CampaignStats, type Device, type MonitoringView, type Page, type Preview, type Summary } from '../api';
+import { api, messageOf, type Campaign, type CampaignFailures, type CampaignStats, type Device, type Page, type Preview, type Summary } from '../api';
 import { dateTime, n, pct } from '../format';
 import { useInterval, useLoad, useThrottled } from '../hooks';
 import { useLive } from '../live';
@@ -37,7 +37,7 @@ export function CampaignDetail({ id }: { id: number }) {
   const loaded = useLoad((signal) => loadDetail(id, signal), [id]);
   const devices = useLoad((signal) => api<Page<Device>>('/devices', { query: { limit: 500 }, signal }), []);
   const preview = useLoad((signal) => api<Preview>(`/campaigns/${id}/preview`, { signal }).catch(() => null), [id]);
-  const failures = useLoad((signal) => api<MonitoringView>('/monitoring', { signal }).catch(() => null), [id]);
+  const failures = useLoad((signal) => api<CampaignFailures>(`/campaigns/${id}/failures`, { query: { limit: 20 }, signal }).catch(() => null), [id]);
   const reload = useThrottled(() => {
     loaded.reload();
     failures.reload();
@@ -70,7 +70,8 @@ export function CampaignDetail({ id }: { id: number }) {
   const total = Math.max(t.total, stats.audience_size ?? 0);
   const done = t.total - t.pending;
   const deviceName = (did: number) => devices.data?.data.find((d) => d.id === did)?.name ?? `Device #${did}`;
-  const errors = (failures.data?.recent_errors ?? []).filter((e) => e.campaign_id === id);
+  const errors = failures.data?.data ?? [];
+  const reasons = failures.data?.reasons ?? [];
 
   return (
     <section aria-labelledby="campaign-title">
@@ -221,17 +222,41 @@ export function CampaignDetail({ id }: { id: number }) {
       </div>
       <div className="grid-2">
         <div className="card">
-          <h2>Recent failures</h2>
+          <h2>Failures</h2>
           {errors.length === 0 ? (
-            <Empty>{t.failed > 0 ? `${n(t.failed)} failed; none among the latest errors.` : 'No failures.'}</Empty>
+            <Empty>No failures.</Empty>
           ) : (
-            <ul className="errors">
-              {errors.map((e) => (
-                <li key={e.message_id}>
-                  <strong>{e.reason ?? e.code ?? 'failed'}</strong> · {e.lead_name || e.phone} · {e.device_name ?? deviceName(e.device_id)} · {dateTime(e.at, me.time_zone)}
-                </li>
-              ))}
-            </ul>
+            <>
+              <table className="table">
+                <caption className="sr-only">Failures by reason</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Reason</th>
+                    <th scope="col">Messages</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {reasons.map((r) => (
+                    <tr key={r.code ?? ''}>
+                      <td>
+                        <strong>{r.code ?? 'failed'}</strong>
+                        {r.example && <span className="hint"> · {r.example}</span>}
+                      </td>
+                      <td>{n(r.count)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <h3>Latest</h3>
+              <ul className="errors">
+                {errors.map((e) => (
+                  <li key={e.id}>
+                    <strong>{e.error ?? e.error_code ?? 'failed'}</strong> · {e.lead_name || e.phone} · {e.device_name ?? deviceName(e.device_id)}
+                    {e.failed_at && ` · ${dateTime(e.failed_at, me.time_zone)}`}
+                  </li>
+                ))}
+              </ul>
+            </>
           )}
         </div>
         <div className="card">

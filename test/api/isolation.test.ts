@@ -88,6 +88,7 @@ const probes: Record<string, Probe> = {
   'PATCH /api/v1/leads/{id}': { body: () => ({ status: 'customer', opted_out: true }), expect: 404 },
   'DELETE /api/v1/leads/{id}': { expect: 404 },
   'GET /api/v1/leads/export': { expect: 200 },
+  'GET /api/v1/leads/count': { expect: 200, leaks: (body) => body?.count !== 0 },
   'GET /api/v1/leads/imports': { expect: 200, list: true },
   'POST /api/v1/leads/imports': { query: (a) => `?device_id=${a.device}`, body: () => 'phone\n+60129990002\n', contentType: 'text/csv', expect: 404 },
   'GET /api/v1/leads/imports/{id}': { expect: 404 },
@@ -108,6 +109,7 @@ const probes: Record<string, Probe> = {
   'POST /api/v1/campaigns/{id}/clone': { expect: 404 },
   'POST /api/v1/campaigns/{id}/retry': { body: (a) => ({ device_id: a.device }), expect: 404 },
   'GET /api/v1/campaigns/{id}/stats': { expect: 404 },
+  'GET /api/v1/campaigns/{id}/failures': { expect: 404 },
   'GET /api/v1/campaigns/{id}/preview': { query: (a) => `?lead_ids=${a.lead}`, expect: 404 },
   'POST /api/v1/campaigns/preview': {
     body: (a) => ({ body: 'Hi {name:there}', lead_ids: [a.lead] }),

@@ -99,6 +99,29 @@ for (const backend of backends) {
       assert.equal(json(await b.call('GET', '/api/v1/leads?q=5_%25')).data.length, 0, 'wildcards are literal');
     });
 
+    it('counts the leads a filter selects, as the list does, and only the caller\'s', async () => {
+      const c = await tenant(api);
+      const d = json(await c.call('POST', '/api/v1/devices', { name: 'counted' })).id as number;
+      for (let i = 0; i < 7; i++) {
+        const res = await c.call('POST', '/api/v1/leads', { phone: `+6018${2000000 + i}`, niches: i < 4 ? ['gym'] : ['spa'], status: i % 2 === 0 ? 'customer' : 'prospect', device_id: i < 5 ? d : null });
+        assert.equal(res.statusCode, 201, res.body);
+      }
+      const count = async (q: string) => json(await c.call('GET', `/api/v1/leads/count${q}`)).count as number;
+      assert.equal(await count(''), 7);
+      assert.equal(await count('?niche=gym'), 4);
+      assert.equal(await count('?niche=gym&status=customer'), 2);
+      assert.equal(await count('?pool=true'), 2);
+      assert.equal(await count(`?device_id=${d}&niche=spa`), 1);
+      // The list agrees with the count for the same filter.
+      assert.equal(json(await c.call('GET', '/api/v1/leads?niche=gym&status=customer')).data.length, 2);
+      // Another tenant counts none of them; a bad filter is refused.
+      const other = await tenant(api);
+      assert.equal(json(await other.call('GET', '/api/v1/leads/count')).count, 0);
+      const bad = await c.call('GET', '/api/v1/leads/count?limit=5');
+      assert.equal(bad.statusCode, 400);
+      assert.equal(json(bad).error.code, 'VALIDATION_FAILED');
+    });
+
     it('opting out cancels what waits for the lead; deleting does too', async () => {
       const l = json(await a.call('POST', '/api/v1/leads', { phone: '+60127771111', device_id: device })).id as number;
       const l2 = json(await a.call('POST', '/api/v1/leads', { phone: '+60127771112', device_id: device })).id as number;

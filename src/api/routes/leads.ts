@@ -130,6 +130,17 @@ export function leadRoutes(app: Api, s: Services): void {
       return pageOf(await s.leads.list(actorOf(req), filterOf(q), { before: cursorOf(q.cursor), limit: q.limit }), q.limit);
     },
   });
+  app.get('/api/v1/leads/count', {
+    schema: {
+      tags: ['leads'],
+      summary: 'Count leads',
+      description: 'How many leads the filters of `GET /leads` select (e.g. a campaign audience as you narrow it).',
+      security,
+      querystring: z.strictObject(leadFilterQuery),
+      response: { 200: z.object({ count: z.number().int() }), ...e(400, 401) },
+    },
+    handler: async (req) => ({ count: await s.leads.count(actorOf(req), filterOf(req.query)) }),
+  });
   app.post('/api/v1/leads', {
     schema: {
       tags: ['leads'],

@@ -12,6 +12,7 @@ import {
   bulkUpdateLeads,
   cancelPendingForLeadFilter,
   cancelPendingForLeads,
+  countLeads,
   queueOptOutsByUser,
   deleteLeads,
   getLead,
@@ -158,6 +159,11 @@ export class LeadService {
   async list(actor: Actor, filter: LeadFilter, page: { before?: number | undefined; limit: number }): Promise<LeadView[]> {
     const { where, params } = this.where(actor, filter);
     return (await listLeads(this.db, where, params, page.before, page.limit)).map(leadView);
+  }
+
+  async count(actor: Actor, filter: LeadFilter): Promise<number> {
+    const { where, params } = this.where(actor, filter);
+    return countLeads(this.db, where, params);
   }
 
   async get(actor: Actor, id: number): Promise<LeadView> {

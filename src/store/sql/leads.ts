@@ -183,6 +183,15 @@ export const leadColumns = `l.id, l.device_id, l.name, l.phone, l.niches, l.stat
  * walking leads_user_id_idx backwards and filtering on the way answers a status + niche filter in
  * about a millisecond, where a bitmap over the GIN index would read every match and sort them.
  */
+/**
+ * How many leads the clause selects: a campaign's audience as it is narrowed. Exact, so it reads
+ * every matching row (an index-only count where the filter allows); measured in docs/benchmarks.md.
+ */
+export async function countLeads(db: Queryable, where: string, params: unknown[]): Promise<number> {
+  const res = await db.query<{ n: number }>(`select count(*)::int as n from leads l where ${where}`, params);
+  return res.rows[0]!.n;
+}
+
 export async function listLeads(
   db: Queryable,
   where: string,

@@ -91,23 +91,15 @@ function bodyOf(f: Form, zone: string) {
   };
 }
 
-/** Counts up to CAP matching leads by paging: the list endpoint is keyset-paged, so this stays cheap. */
-const CAP = 2500;
-async function audienceSize(f: Form, signal: AbortSignal): Promise<{ count: number; more: boolean; sample: Lead[] }> {
-  let count = 0;
-  let cursor: string | null = null;
-  let sample: Lead[] = [];
-  do {
-    const p: Page<Lead> = await api<Page<Lead>>('/leads', {
-      // An owned campaign goes to leads that have a device, a pool campaign to those without one.
-      query: { niche: csv(f.niches), status: csv(f.statuses), trigger: csv(f.triggers), device_id: f.mode === 'pool' ? [] : f.deviceIds, pool: f.mode === 'pool' ? 'true' : 'false', opted_out: 'false', limit: 500, cursor },
-      signal,
-    });
-    if (sample.length === 0) sample = p.data.slice(0, 20);
-    count += p.data.length;
-    cursor = p.next_cursor;
-  } while (cursor && count < CAP);
-  return { count, more: cursor !== null, sample };
+/** The audience's exact size (GET /leads/count) and a few of its leads to preview the message with. */
+async function audienceSize(f: Form, signal: AbortSignal): Promise<{ count: number; sample: Lead[] }> {
+  // An owned campaign goes to leads that have a device, a pool campaign to those without one.
+  const query = { niche: csv(f.niches), status: csv(f.statuses), trigger: csv(f.triggers), device_id: f.mode === 'pool' ? [] : f.deviceIds, pool: f.mode === 'pool' ? 'true' : 'false', opted_out: 'false' };
+  const [counted, first] = await Promise.all([
+    api<{ count: number }>('/leads/count', { query, signal }),
+    api<Page<Lead>>('/leads', { query: { ...query, limit: 20 }, signal }),
+  ]);
+  return { count: counted.count, sample: first.data };
 }
 
 export function CampaignEditor({ id }: { id?: number }) {
@@ -129,7 +121,7 @@ function Editor({ id, form, setForm, devices, existing }: { id: number | undefin
   const [busy, setBusy] = useState(false);
   const [sampleId, setSampleId] = useState<number | null>(null);
   const [preview, setPreview] = useState<{ text: string | null; error: string | null }>({ text: null, error: null });
-  const [audience, setAudience] = useState<{ count: number; more: boolean; sample: Lead[] } | null>(null);
+  const [audience, setAudience] = useState<{ count: number; sample: Lead[] } | null>(null);
   const [uploading, setUploading] = useState(false);
 
   // The audience as it is narrowed: recounted a moment after the last change.
@@ -274,7 +266,7 @@ function Editor({ id, form, setForm, devices, existing }: { id: number | undefin
               </fieldset>
             )}
             <p className="audience-size" aria-live="polite" data-testid="audience-size">
-              Audience: <strong>{audience ? `${n(audience.count)}${audience.more ? '+' : ''}` : '…'}</strong> leads (opted-out leads are never sent to)
+              Audience: <strong>{audience ? n(audience.count) : '…'}</strong> leads (opted-out leads are never sent to)
             </p>
           </fieldset>
           <fieldset className="card">

@@ -19,6 +19,7 @@ import {
   campaignDeviceCounts,
   campaignFailureReasons,
   campaignFailures,
+  type CampaignFailureRow,
   campaignMessageCounts,
   cancelCampaignMessages,
   clearPoolQueue,
@@ -328,18 +329,7 @@ export interface StatusSummary {
 }
 
 export interface CampaignFailuresView {
-  data: {
-    id: number;
-    device_id: number;
-    device_name: string | null;
-    lead_id: number;
-    lead_name: string | null;
-    phone: string;
-    attempts: number;
-    error_code: string | null;
-    error: string | null;
-    failed_at: string | null;
-  }[];
+  data: (Omit<CampaignFailureRow, 'failed_at'> & { failed_at: string | null })[];
   /** On the first page only: every failure of the campaign by reason. */
   reasons: { code: string | null; count: number; example: string | null }[] | null;
 }
@@ -743,18 +733,7 @@ export class CampaignService {
       page.before === undefined ? campaignFailureReasons(this.db, actor.tenantId, id) : Promise.resolve(null),
     ]);
     return {
-      data: rows.map((r) => ({
-        id: r.id,
-        device_id: r.device_id,
-        device_name: r.device_name,
-        lead_id: r.lead_id,
-        lead_name: r.lead_name,
-        phone: r.phone,
-        attempts: r.attempts,
-        error_code: r.error_code,
-        error: r.error,
-        failed_at: r.failed_at ? r.failed_at.toISOString() : null,
-      })),
+      data: rows.map((r) => ({ ...r, failed_at: r.failed_at ? r.failed_at.toISOString() : null })),
       reasons,
     };
   }

@@ -10,6 +10,24 @@ import { useLive } from '../live';
 import { useSession } from '../session';
 import { Badge, Dialog, Empty, Field, Loading, Notice, Progress } from '../ui';
 
+/** A device picker whose empty choice is the shared pool (a lead with no device). */
+function DeviceField({ label, devices, value, onChange }: { label: string; devices: Device[]; value: string; onChange: (v: string) => void }) {
+  return (
+    <Field label={label}>
+      {(p) => (
+        <select {...p} value={value} onChange={(e) => onChange(e.target.value)}>
+          <option value="">The shared pool</option>
+          {devices.map((d) => (
+            <option key={d.id} value={d.id}>
+              {d.name}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
+}
+
 interface Filters {
   q: string;
   niche: string;
@@ -336,18 +354,7 @@ function ImportCsv({ devices, onDone }: { devices: Device[]; onDone: () => void 
               </select>
             )}
           </Field>
-          <Field label="Give the leads to">
-            {(p) => (
-              <select {...p} value={device} onChange={(e) => setDevice(e.target.value)}>
-                <option value="">The shared pool</option>
-                {devices.map((d) => (
-                  <option key={d.id} value={d.id}>
-                    {d.name}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
+          <DeviceField label="Give the leads to" devices={devices} value={device} onChange={setDevice} />
         </div>
         <Field label="Add niches" hint="comma-separated, added to every row">
           {(p) => <input {...p} value={niches} onChange={(e) => setNiches(e.target.value)} />}
@@ -433,18 +440,7 @@ function BulkAction({ devices, selected, filter, onDone }: { devices: Device[]; 
         )}
       </Field>
       {op === 'assign_device' ? (
-        <Field label="Device">
-          {(p) => (
-            <select {...p} value={device} onChange={(e) => setDevice(e.target.value)}>
-              <option value="">The shared pool</option>
-              {devices.map((d) => (
-                <option key={d.id} value={d.id}>
-                  {d.name}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
+        <DeviceField label="Device" devices={devices} value={device} onChange={setDevice} />
       ) : op !== 'opt_out' && op !== 'delete' ? (
         <Field label={op === 'set_status' ? 'Status' : 'Values'} hint={op === 'set_status' ? undefined : 'comma-separated'}>
           {(p) => <input {...p} required value={value} onChange={(e) => setValue(e.target.value)} />}
@@ -498,18 +494,7 @@ function EditLead({ lead, devices, onDone }: { lead: Lead; devices: Device[]; on
       </div>
       <div className="row">
         <Field label="Status">{(p) => <input {...p} required value={status} onChange={(e) => setStatus(e.target.value)} />}</Field>
-        <Field label="Device">
-          {(p) => (
-            <select {...p} value={device} onChange={(e) => setDevice(e.target.value)}>
-              <option value="">The shared pool</option>
-              {devices.map((d) => (
-                <option key={d.id} value={d.id}>
-                  {d.name}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
+        <DeviceField label="Device" devices={devices} value={device} onChange={setDevice} />
       </div>
       <Field label="Niches" hint="comma-separated">{(p) => <input {...p} value={niches} onChange={(e) => setNiches(e.target.value)} />}</Field>
       <Field label="Triggers" hint="comma-separated; adding a sequence's trigger enrolls the lead">{(p) => <input {...p} value={triggers} onChange={(e) => setTriggers(e.target.value)} />}</Field>

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { backends } from '../helpers/db.js';
 import { json, openApi, tenant, type Caller, type TestApi } from '../helpers/api.js';
+import { leadSchema } from '../../src/api/routes/leads.js';
 
 for (const backend of backends) {
   describe(`leads API (${backend})`, () => {
@@ -112,8 +113,15 @@ for (const backend of backends) {
       assert.equal(await count('?niche=gym&status=customer'), 2);
       assert.equal(await count('?pool=true'), 2);
       assert.equal(await count(`?device_id=${d}&niche=spa`), 1);
-      // The list agrees with the count for the same filter.
-      assert.equal(json(await c.call('GET', '/api/v1/leads?niche=gym&status=customer')).data.length, 2);
+      // The list agrees with the count for the same filter, and (sent without a second pass through
+      // the response schema) its rows carry exactly the schema's fields.
+      const listed = json(await c.call('GET', '/api/v1/leads?niche=gym&status=customer'));
+      assert.equal(listed.data.length, 2);
+      assert.deepEqual(Object.keys(listed).sort(), ['data', 'next_cursor']);
+      for (const row of listed.data) {
+        assert.deepEqual(Object.keys(row).sort(), Object.keys(leadSchema.shape).sort());
+        assert.equal(leadSchema.safeParse(row).success, true);
+      }
       // Another tenant counts none of them; a bad filter is refused.
       const other = await tenant(api);
       assert.equal(json(await other.call('GET', '/api/v1/leads/count')).count, 0);

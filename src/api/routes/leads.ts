@@ -125,6 +125,10 @@ export function leadRoutes(app: Api, s: Services): void {
       querystring: z.strictObject({ ...pageQuery, ...leadFilterQuery }),
       response: { 200: page(leadSchema), ...e(400, 401) },
     },
+    // The hottest read of the API: its rows are built field by field by leadView, so checking them
+    // against the response schema again (zod parses every lead of the page) only costs time:
+    // about 6% of the server's CPU under the lead-list benchmark. The schema still documents it.
+    serializerCompiler: () => (data) => JSON.stringify(data),
     handler: async (req) => {
       const q = req.query;
       return pageOf(await s.leads.list(actorOf(req), filterOf(q), { before: cursorOf(q.cursor), limit: q.limit }), q.limit);

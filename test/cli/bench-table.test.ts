@@ -27,3 +27,12 @@ test('rows without a load figure fall back to the load at the end of the run', (
   const table = renderTable([r], m, '2026-12-03', 0.1);
   assert.match(table, /\(scale 0.1: sizes are 0.1 of those named\); 1-minute load average 9 when/);
 });
+
+test('the table says whether each row waited for a quiet machine, and the longest wait', () => {
+  const quiet = (waitedMs: number, ok = true) => ({ waitedMs, quiet: ok, loadAverage: 0.5, autovacuumWorkers: 0 });
+  const a = { ...row('dispatch-postgres', 20_000, 0.4), settled: quiet(12_400) };
+  const b = { ...row('graphile-worker', 8_000, 0.6), settled: quiet(180_000, false) };
+  const table = renderTable([a, b], m, '2026-12-03', 1);
+  assert.match(table, /Each row started after a PostgreSQL checkpoint, once no autovacuum worker ran and the 1-minute load was below half the cores \(the longest wait was 180 s; 1 row started without that after 3 minutes\)\./);
+  assert.match(renderTable([row('graphile-worker', 8_000, 0.6)], m, '2026-12-03', 1), /Each row started as soon as the one before it ended\./);
+});

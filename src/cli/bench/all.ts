@@ -10,8 +10,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { machine, type MachineInfo } from './report.js';
+import { settleMachine, type Settled } from './settle.js';
+import { LOCAL_POSTGRES } from '../../store/scratch.js';
 
-const USAGE = `usage: fleetcast bench [--scale X] [--only NAME,...] [--write FILE] [--json]
+const USAGE = `usage: fleetcast bench [--scale X] [--only NAME,...] [--write FILE] [--json] [--no-settle]
 
 Runs every benchmark and prints one table (each benchmark alone: fleetcast bench <name> --help).
   --scale X       a fraction of every size, to try the run out (default 1: the full sizes)
@@ -22,6 +24,8 @@ Runs every benchmark and prints one table (each benchmark alone: fleetcast bench
   --write FILE    also write the table into FILE between its bench-table markers
                   (docs/benchmarks.md)
   --json          print the rows as one JSON object instead of the table
+  --no-settle     start each row at once, instead of after a PostgreSQL checkpoint and a wait (at
+                  most 3 minutes) for no autovacuum and a 1-minute load below half the cores
 PostgreSQL benchmarks use DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres.
 `;
 
@@ -132,6 +136,8 @@ export interface Row {
   target: string;
   met: boolean | null;
   result: Record<string, unknown>;
+  /** The wait for a quiet machine before the row (absent with --no-settle). */
+  settled?: Settled;
 }
 
 function rssOf(r: Record<string, unknown>): number | null {
@@ -165,12 +171,26 @@ function loadNote(rows: readonly Row[], m: MachineInfo): string {
   return `; 1-minute load average ${lo === hi ? lo : `${lo}-${hi}`} when the figures were taken`;
 }
 
+/** How the rows were started: each on a quiet machine, or one straight after the other. */
+function settleNote(rows: readonly Row[]): string {
+  const waits = rows.map((r) => r.settled).filter((s): s is Settled => s !== undefined);
+  if (waits.length === 0) return 'Each row started as soon as the one before it ended.';
+  const most = Math.round(Math.max(...waits.map((w) => w.waitedMs)) / 1000);
+  const gaveUp = waits.filter((w) => !w.quiet).length;
+  return (
+    `Each row started after a PostgreSQL checkpoint, once no autovacuum worker ran and the 1-minute load was below half the cores ` +
+    `(the longest wait was ${most} s${gaveUp > 0 ? `; ${gaveUp} row${gaveUp === 1 ? '' : 's'} started without that after 3 minutes` : ''}).`
+  );
+}
+
 export function renderTable(rows: readonly Row[], m: MachineInfo, date: string, scale: number): string {
   const lines = [
     `Measured ${date} on ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB, Node ${m.node}, ${m.platform}` +
       (scale === 1 ? '' : ` (scale ${scale}: sizes are ${scale} of those named)`) +
       loadNote(rows, m) +
       '.',
+    '',
+    settleNote(rows),
     '',
     '| benchmark | result | peak RSS | target |',
     '| --- | --- | --- | --- |',
@@ -221,6 +241,7 @@ export async function benchAll(args: string[]): Promise<number> {
         only: { type: 'string' },
         write: { type: 'string' },
         json: { type: 'boolean', default: false },
+        'no-settle': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -241,7 +262,17 @@ export async function benchAll(args: string[]): Promise<number> {
     return 2;
   }
   const rows: Row[] = [];
+  const postgresUrl = process.env.DATABASE_URL || LOCAL_POSTGRES;
   for (const spec of SPECS.filter((s) => !only || only.includes(s.name))) {
+    let settled: Settled | undefined;
+    if (!v['no-settle']) {
+      settled = await settleMachine({ postgresUrl });
+      process.stderr.write(
+        `-- waited ${(settled.waitedMs / 1000).toFixed(0)} s for a quiet machine: load ${settled.loadAverage}` +
+          (settled.autovacuumWorkers === null ? '' : `, ${settled.autovacuumWorkers} autovacuum workers`) +
+          (settled.quiet ? '\n' : ' (gave up waiting)\n'),
+      );
+    }
     process.stderr.write(`== ${spec.name}: ${spec.what}\n`);
     const result = await runOne(spec.args(scale));
     const failed = 'error' in result || result.verified === false;
@@ -253,6 +284,7 @@ export async function benchAll(args: string[]): Promise<number> {
       target: spec.target ?? '',
       met: failed ? false : spec.met ? spec.met(result) : null,
       result,
+      ...(settled ? { settled } : {}),
     });
   }
   const m = machine();

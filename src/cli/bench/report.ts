@@ -64,12 +64,37 @@ export function printTable(row: Record<string, unknown>): void {
  * half of a benchmark, so the setup's memory and warm caches are not charged to it.
  */
 export function runBenchChild(args: readonly string[], label: string): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [process.argv[1]!, 'bench', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return spawnBench(args, label, false).result;
+}
+
+export interface BenchChild {
+  /** The JSON object the child printed. */
+  result: Promise<Record<string, unknown>>;
+  /** Sends the child a message over its IPC channel (ignored once it has exited). */
+  send(message: unknown): void;
+}
+
+/**
+ * As runBenchChild, with an IPC channel both ways: the child's `process.send` messages reach
+ * `onMessage`, and `send` reaches the child's `process.on('message')`. Several timed children
+ * coordinate through the parent this way rather than through the database they are measuring.
+ */
+export function startBenchChild(args: readonly string[], label: string, onMessage: (message: unknown) => void): BenchChild {
+  return spawnBench(args, label, true, onMessage);
+}
+
+function spawnBench(args: readonly string[], label: string, ipc: boolean, onMessage?: (message: unknown) => void): BenchChild {
+  // Without a channel unless asked: an open one would keep a child that never disconnects alive.
+  const stdio = ipc ? (['ignore', 'pipe', 'inherit', 'ipc'] as const) : (['ignore', 'pipe', 'inherit'] as const);
+  const child = spawn(process.execPath, [process.argv[1]!, 'bench', ...args], { stdio: [...stdio] });
+  let exited = false;
+  if (onMessage) child.on('message', onMessage);
+  const result = new Promise<Record<string, unknown>>((resolve, reject) => {
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
     child.on('exit', (code) => {
+      exited = true;
       try {
         resolve(JSON.parse(out) as Record<string, unknown>);
       } catch {
@@ -77,6 +102,12 @@ export function runBenchChild(args: readonly string[], label: string): Promise<R
       }
     });
   });
+  return {
+    result,
+    send(message) {
+      if (!exited && child.connected) child.send(message as object);
+    },
+  };
 }
 
 export type BenchArgs = { ok: true; numbers: Record<string, number>; db: 'pglite' | 'postgres'; json: boolean } | { ok: false; exitCode: number };

@@ -251,6 +251,8 @@ async function importWorker(specText: string): Promise<number> {
   );
   await db.query(`update lead_imports set status = 'running' where id = $1`, [job.id]);
   const rssAtStartMB = mb(process.memoryUsage().rss);
+  // The kernel's high-water mark already reached by opening the store, before the import.
+  const vmHwmAtStartMB = vmHwmMB();
   const peak = { rss: 0, heap: 0 };
   const sample = () => {
     const m = process.memoryUsage();
@@ -293,6 +295,7 @@ async function importWorker(specText: string): Promise<number> {
       skipped: counts.skipped,
       failed: counts.failed,
       rssAtStartMB,
+      vmHwmAtStartMB,
       peakRssMB: Math.max(mb(peak.rss), hwm ?? 0),
       sampledPeakRssMB: mb(peak.rss),
       vmHwmMB: hwm,

@@ -21,7 +21,7 @@ import { countByStatus } from '../../store/sql/messages.js';
 import { insertUser } from '../../store/sql/users.js';
 import { insertSubscription } from '../../store/sql/webhooks.js';
 import { SimulatorTransport } from '../../transports/simulator.js';
-import { runBenchChild, rssSampler, startBenchChild, type BenchChild } from './report.js';
+import { leaveParent, onFinish, reportDone, runBenchChild, rssSampler, runSharingChildren } from './report.js';
 import { disposeScratch, newScratchLocation, openScratch, type ScratchLocation } from '../../store/scratch.js';
 import { profileStatements } from './profile.js';
 
@@ -111,26 +111,7 @@ function runWorker(loc: ScratchLocation, expected: number, o: DispatchBenchOptio
  */
 async function runWorkers(loc: ScratchLocation, expected: number, o: DispatchBenchOptions, processes: number): Promise<Record<string, unknown>> {
   const spec = JSON.stringify({ loc, expected, devices: o.devices, profile: !!o.profile, progress: false, shared: true });
-  const recorded = new Array<number>(processes).fill(0);
-  let stopped = false;
-  const children: BenchChild[] = [];
-  const stopAll = () => {
-    if (stopped) return;
-    stopped = true;
-    for (const c of children) c.send({ stop: true });
-  };
-  for (let i = 0; i < processes; i++) {
-    const child = startBenchChild(['dispatch-worker', spec], `dispatch worker ${i + 1}`, (m) => {
-      const r = (m as { recorded?: unknown }).recorded;
-      if (typeof r !== 'number') return;
-      recorded[i] = r;
-      if (recorded.reduce((a, b) => a + b, 0) >= expected) stopAll();
-    });
-    // One that fails must not leave the others dispatching an outbox nobody will finish.
-    child.result.then((r) => r.error !== undefined && stopAll(), stopAll);
-    children.push(child);
-  }
-  const runs = await Promise.all(children.map((c) => c.result));
+  const runs = await runSharingChildren(['dispatch-worker', spec], 'dispatch worker', processes, expected);
   const startAt = Math.min(...runs.map((r) => r.startAt as number));
   const endAt = Math.max(...runs.map((r) => r.endAt as number));
   const seconds = (endAt - startAt) / 1000;
@@ -184,12 +165,10 @@ export async function dispatchWorker(spec: string): Promise<number> {
   let outboxDone = false;
   let lastRecordAt = start;
   if (shared) {
-    process.on('message', (m) => {
-      if ((m as { stop?: unknown }).stop === true) outboxDone = true;
-    });
+    onFinish(() => (outboxDone = true));
     events.on('outcomes.recorded', () => {
       lastRecordAt = clock.now();
-      process.send?.({ recorded: dispatcher.stats.recorded });
+      reportDone(dispatcher.stats.recorded);
     });
   }
   await new Promise<void>((resolve) => {
@@ -231,7 +210,6 @@ export async function dispatchWorker(spec: string): Promise<number> {
     ...(profiler ? { statements: profiler.report() } : {}),
   };
   process.stdout.write(JSON.stringify(result));
-  // The channel to the parent would keep this process alive.
-  if (shared && process.connected) process.disconnect();
+  if (shared) leaveParent();
   return verified ? 0 : 1;
 }

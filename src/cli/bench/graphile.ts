@@ -19,7 +19,7 @@ import pg from 'pg';
 import { SystemClock } from '../../engine/clock.js';
 import { LOCAL_POSTGRES } from '../../store/scratch.js';
 import { SimulatorTransport } from '../../transports/simulator.js';
-import { machine, parseBenchArgs, printTable, rssSampler, startBenchChild, type BenchChild } from './report.js';
+import { leaveParent, machine, onFinish, parseBenchArgs, printTable, reportDone, rssSampler, runSharingChildren } from './report.js';
 
 const USAGE = `usage: fleetcast bench graphile-worker [--messages N] [--devices N] [--processes N] [--concurrency N] [--json]
 
@@ -65,7 +65,7 @@ export async function benchGraphile(args: string[]): Promise<number> {
     await client.query(`vacuum analyze ${schema}._private_jobs`);
     say(`setup: ${messages} jobs queued in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
     const spec: RunSpec = { url, schema, expected: messages, concurrency };
-    const runs = await runChildren(spec, processes);
+    const runs = (await runSharingChildren(['graphile-worker-run', JSON.stringify(spec)], 'graphile-worker run', processes, messages)) as unknown as RunResult[];
     const left = await client.query<{ n: number }>(`select count(*)::int as n from ${schema}._private_jobs`);
     const startAt = Math.min(...runs.map((r) => r.startAt));
     const endAt = Math.max(...runs.map((r) => r.endAt));
@@ -99,30 +99,6 @@ interface RunResult {
   sent: number;
   failed: number;
   peakRssMB: number;
-}
-
-/** Starts the workers; once the jobs they have run add up to all of them, tells them to drain. */
-async function runChildren(spec: RunSpec, processes: number): Promise<RunResult[]> {
-  const ran = new Array<number>(processes).fill(0);
-  const children: BenchChild[] = [];
-  let told = false;
-  const drain = () => {
-    if (told) return;
-    told = true;
-    for (const c of children) c.send({ drain: true });
-  };
-  for (let i = 0; i < processes; i++) {
-    const child = startBenchChild(['graphile-worker-run', JSON.stringify(spec)], `graphile-worker run ${i + 1}`, (m) => {
-      const n = (m as { ran?: unknown }).ran;
-      if (typeof n !== 'number') return;
-      ran[i] = n;
-      if (ran.reduce((a, b) => a + b, 0) >= spec.expected) drain();
-    });
-    // A process that fails must not leave the others waiting for jobs nobody will run.
-    child.result.catch(drain);
-    children.push(child);
-  }
-  return (await Promise.all(children.map((c) => c.result))) as unknown as RunResult[];
 }
 
 /** The timed half: one graphile-worker process working the queue until it is empty. */
@@ -159,15 +135,12 @@ export async function graphileRun(specJson: string): Promise<number> {
   });
   // What this process has run, for the parent, at most every 50 ms; the queue is looked at only
   // once the parent says every job has run (completions are batched, so it may lag a little).
-  let ran = 0;
   let reported = 0;
   let drain = false;
-  process.on('message', (m) => {
-    if ((m as { drain?: unknown }).drain === true) drain = true;
-  });
+  onFinish(() => (drain = true));
   const report = setInterval(() => {
-    ran = sim.counts.sent + failed;
-    if (ran !== reported) process.send?.({ ran: (reported = ran) });
+    const ran = sim.counts.sent + failed;
+    if (ran !== reported) reportDone((reported = ran));
   }, 50);
   while (!drain) await new Promise((r) => setTimeout(r, 20));
   clearInterval(report);
@@ -187,8 +160,7 @@ export async function graphileRun(specJson: string): Promise<number> {
   sim.close();
   const result: RunResult = { startAt, endAt, sent: sim.counts.sent, failed, peakRssMB: peak.rss };
   process.stdout.write(JSON.stringify(result));
-  // The channel to the parent would keep this process alive.
-  if (process.connected) process.disconnect();
+  leaveParent();
   return 0;
 }
 

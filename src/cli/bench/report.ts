@@ -67,20 +67,56 @@ export function runBenchChild(args: readonly string[], label: string): Promise<R
   return spawnBench(args, label, false).result;
 }
 
-export interface BenchChild {
-  /** The JSON object the child printed. */
+interface BenchChild {
   result: Promise<Record<string, unknown>>;
-  /** Sends the child a message over its IPC channel (ignored once it has exited). */
   send(message: unknown): void;
 }
 
 /**
- * As runBenchChild, with an IPC channel both ways: the child's `process.send` messages reach
- * `onMessage`, and `send` reaches the child's `process.on('message')`. Several timed children
- * coordinate through the parent this way rather than through the database they are measuring.
+ * Runs `count` copies of `fleetcast bench <args>` at once, each in a fresh process with an IPC
+ * channel, for timed work shared between processes. Each child reports its own running total with
+ * `reportDone`; once the totals add up to `expected` (or a child fails), every child's
+ * `onFinish` callback runs. They coordinate through this process rather than through the database
+ * they are measuring. Returns the JSON objects the children printed, in order.
  */
-export function startBenchChild(args: readonly string[], label: string, onMessage: (message: unknown) => void): BenchChild {
-  return spawnBench(args, label, true, onMessage);
+export async function runSharingChildren(args: readonly string[], label: string, count: number, expected: number): Promise<Record<string, unknown>[]> {
+  const done = new Array<number>(count).fill(0);
+  const children: BenchChild[] = [];
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    for (const c of children) c.send({ finish: true });
+  };
+  for (let i = 0; i < count; i++) {
+    const child = spawnBench(args, `${label} ${i + 1}`, true, (m) => {
+      const n = (m as { done?: unknown }).done;
+      if (typeof n !== 'number') return;
+      done[i] = n;
+      if (done.reduce((a, b) => a + b, 0) >= expected) finish();
+    });
+    // One that fails must not leave the others working on what nobody will finish.
+    child.result.then((r) => r.error !== undefined && finish(), finish);
+    children.push(child);
+  }
+  return Promise.all(children.map((c) => c.result));
+}
+
+/** In a child of runSharingChildren: this process's running total, for the parent. */
+export function reportDone(total: number): void {
+  process.send?.({ done: total });
+}
+
+/** In a child of runSharingChildren: `then` runs once the parent says all the work is done. */
+export function onFinish(then: () => void): void {
+  process.on('message', (m) => {
+    if ((m as { finish?: unknown }).finish === true) then();
+  });
+}
+
+/** In a child of runSharingChildren, at the end: the open channel would keep the process alive. */
+export function leaveParent(): void {
+  if (process.connected) process.disconnect();
 }
 
 function spawnBench(args: readonly string[], label: string, ipc: boolean, onMessage?: (message: unknown) => void): BenchChild {
